@@ -1,0 +1,2 @@
+// Placeholder so the library has a source until the tokenizer lands.
+namespace hybridserve::engine::tokenizer {}
