@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "engine/dtype.h"
@@ -24,6 +25,8 @@ struct SafetensorsEntry {
   DType dtype;
   std::vector<int64_t> shape;
   // Points into the mapping; valid while the owning SafetensorsFile lives.
+  // Not necessarily aligned to the element size: read through memcpy (as
+  // ConvertFloats does).
   const std::byte* data = nullptr;
   size_t num_bytes = 0;
 
@@ -36,7 +39,9 @@ class SafetensorsFile {
   // Maps and validates the file: header length within the file, JSON well-formed,
   // every dtype known, every shape non-negative, data_offsets inside the data
   // section, non-overlapping, and end - begin == numel * dtype size. Each error
-  // names the file and, where there is one, the tensor.
+  // names the file and, where there is one, the tensor. Gaps between tensors
+  // and trailing bytes are tolerated (the reference reader rejects them; they
+  // are harmless). entries() are in data-offset order.
   static absl::StatusOr<std::unique_ptr<SafetensorsFile>> Open(
       const std::filesystem::path& path);
   ~SafetensorsFile();
@@ -55,6 +60,7 @@ class SafetensorsFile {
   void* mapping_ = nullptr;
   size_t mapping_bytes_ = 0;
   std::vector<SafetensorsEntry> entries_;
+  absl::flat_hash_map<std::string, size_t> index_;  // name → entries_ index
   std::map<std::string, std::string> metadata_;
 };
 
@@ -67,7 +73,10 @@ struct SafetensorsWriteEntry {
 };
 
 // Writes a safetensors file (tensors in the given order, 8-byte aligned header
-// as the reference writer pads it). Error names the path.
+// as the reference writer pads it: the JSON is followed by spaces up to a
+// multiple of 8 bytes; no "__metadata__" key when `metadata` is empty). Error
+// names the path (and the tensor, for a size that does not match its shape or
+// a duplicate name). On error the file may be partly written.
 absl::Status WriteSafetensors(const std::filesystem::path& path,
                               absl::Span<const SafetensorsWriteEntry> entries,
                               const std::map<std::string, std::string>& metadata);

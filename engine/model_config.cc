@@ -1,0 +1,426 @@
+#include "engine/model_config.h"
+
+#include <cmath>
+#include <numbers>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "engine/check.h"
+#include "engine/json_util.h"
+#include "engine/status_macros.h"
+
+namespace hybridserve::engine {
+namespace {
+
+absl::string_view Sv(std::string_view s) { return {s.data(), s.size()}; }
+
+constexpr const char* kSupportedArchitectures[] = {"LlamaForCausalLM"};
+
+absl::Status Invalid(std::string_view source, std::string_view message) {
+  return absl::InvalidArgumentError(absl::StrCat(Sv(source), ": ", Sv(message)));
+}
+
+absl::StatusOr<int64_t> RequiredPositiveInt(const rapidjson::Value& obj,
+                                            const char* key,
+                                            std::string_view source) {
+  HS_ASSIGN_OR_RETURN(std::optional<int64_t> v, JsonInt(obj, key, source));
+  if (!v.has_value()) {
+    return Invalid(source, absl::StrCat("missing required key \"", key, "\""));
+  }
+  if (*v <= 0) {
+    return Invalid(source,
+                   absl::StrCat("\"", key, "\" must be positive, got ", *v));
+  }
+  return *v;
+}
+
+// The rope dict's keys, read with the same precedence transformers v5 uses when
+// it loads a config (RotaryEmbeddingConfigMixin.convert_rope_params_to_dict and
+// standardize_rope_params):
+//   * the dict is `rope_scaling` (v4) if non-empty, else `rope_parameters` (v5);
+//   * rope_type: dict "rope_type", else dict "type", else "default";
+//   * rope_theta: dict, else top-level `rope_theta`, else 10000;
+//   * partial_rotary_factor: top-level if present, else dict, else 1;
+//   * llama3 original_max_position_embeddings: top-level if present, else
+//     dict, else max_position_embeddings.
+absl::StatusOr<RopeConfig> ParseRope(const rapidjson::Value& root,
+                                     int64_t max_position_embeddings,
+                                     std::string_view source) {
+  RopeConfig rope;
+  const rapidjson::Value* dict = nullptr;
+  const char* dict_key = nullptr;
+  for (const char* key : {"rope_scaling", "rope_parameters"}) {
+    auto it = root.FindMember(key);
+    if (it == root.MemberEnd() || it->value.IsNull()) continue;
+    if (!it->value.IsObject()) {
+      return Invalid(source, absl::StrCat("\"", key, "\" must be an object"));
+    }
+    if (it->value.MemberCount() == 0) continue;
+    dict = &it->value;
+    dict_key = key;
+    break;
+  }
+  rapidjson::Value empty(rapidjson::kObjectType);
+  if (dict == nullptr) {
+    dict = &empty;
+    dict_key = "rope_parameters";
+  }
+  const std::string where = absl::StrCat(Sv(source), " \"", dict_key, "\"");
+
+  HS_ASSIGN_OR_RETURN(std::optional<std::string> type,
+                      JsonString(*dict, "rope_type", where));
+  if (!type.has_value()) {
+    HS_ASSIGN_OR_RETURN(type, JsonString(*dict, "type", where));
+  }
+  const std::string type_name = type.value_or("default");
+  if (type_name == "default") {
+    rope.type = RopeType::kDefault;
+  } else if (type_name == "linear") {
+    rope.type = RopeType::kLinear;
+  } else if (type_name == "llama3") {
+    rope.type = RopeType::kLlama3;
+  } else {
+    return Invalid(source,
+                   absl::StrCat("unsupported rope type \"", type_name,
+                                "\" in \"", dict_key,
+                                "\" (supported: default, linear, llama3)"));
+  }
+
+  HS_ASSIGN_OR_RETURN(std::optional<double> theta,
+                      JsonDouble(*dict, "rope_theta", where));
+  if (!theta.has_value()) {
+    HS_ASSIGN_OR_RETURN(theta, JsonDouble(root, "rope_theta", source));
+  }
+  rope.theta = theta.value_or(10000.0);
+  if (!(rope.theta > 0.0) || !std::isfinite(rope.theta)) {
+    return Invalid(source, absl::StrCat("rope_theta must be positive and "
+                                        "finite, got ",
+                                        rope.theta));
+  }
+
+  HS_ASSIGN_OR_RETURN(std::optional<double> partial,
+                      JsonDouble(root, "partial_rotary_factor", source));
+  if (!partial.has_value()) {
+    HS_ASSIGN_OR_RETURN(partial,
+                        JsonDouble(*dict, "partial_rotary_factor", where));
+  }
+  rope.partial_rotary_factor = partial.value_or(1.0);
+  if (!(rope.partial_rotary_factor > 0.0 && rope.partial_rotary_factor <= 1.0)) {
+    return Invalid(source,
+                   absl::StrCat("partial_rotary_factor must be in (0, 1], got ",
+                                rope.partial_rotary_factor));
+  }
+
+  if (rope.type == RopeType::kDefault) return rope;
+
+  HS_ASSIGN_OR_RETURN(std::optional<double> factor,
+                      JsonDouble(*dict, "factor", where));
+  if (!factor.has_value()) {
+    return Invalid(source, absl::StrCat("rope type \"", type_name,
+                                        "\" requires \"factor\" in \"",
+                                        dict_key, "\""));
+  }
+  if (!(*factor > 0.0) || !std::isfinite(*factor)) {
+    return Invalid(source, absl::StrCat("rope \"factor\" must be positive, got ",
+                                        *factor));
+  }
+  rope.factor = *factor;
+  if (rope.type == RopeType::kLinear) return rope;
+
+  // llama3.
+  const std::pair<const char*, double*> llama3_keys[] = {
+      {"low_freq_factor", &rope.low_freq_factor},
+      {"high_freq_factor", &rope.high_freq_factor}};
+  for (const auto& [key, out] : llama3_keys) {
+    HS_ASSIGN_OR_RETURN(std::optional<double> v, JsonDouble(*dict, key, where));
+    if (!v.has_value()) {
+      return Invalid(source, absl::StrCat("rope type \"llama3\" requires \"",
+                                          key, "\" in \"", dict_key, "\""));
+    }
+    *out = *v;
+  }
+  if (!(rope.low_freq_factor > 0.0) ||
+      !(rope.high_freq_factor > rope.low_freq_factor)) {
+    return Invalid(source,
+                   absl::StrCat("llama3 rope needs 0 < low_freq_factor < "
+                                "high_freq_factor, got ",
+                                rope.low_freq_factor, " and ",
+                                rope.high_freq_factor));
+  }
+  HS_ASSIGN_OR_RETURN(
+      std::optional<int64_t> original,
+      JsonInt(root, "original_max_position_embeddings", source));
+  if (!original.has_value()) {
+    HS_ASSIGN_OR_RETURN(
+        original, JsonInt(*dict, "original_max_position_embeddings", where));
+  }
+  rope.original_max_position_embeddings =
+      original.value_or(max_position_embeddings);
+  if (rope.original_max_position_embeddings <= 0) {
+    return Invalid(source,
+                   absl::StrCat("original_max_position_embeddings must be "
+                                "positive, got ",
+                                rope.original_max_position_embeddings));
+  }
+  return rope;
+}
+
+absl::StatusOr<std::string> ParseArchitecture(const rapidjson::Value& root,
+                                              std::string_view source) {
+  const std::string supported = absl::StrJoin(kSupportedArchitectures, ", ");
+  auto it = root.FindMember("architectures");
+  if (it == root.MemberEnd() || it->value.IsNull()) {
+    return Invalid(source, absl::StrCat("missing \"architectures\" (supported: ",
+                                        supported, ")"));
+  }
+  const rapidjson::Value& list = it->value;
+  if (!list.IsArray() || list.Size() != 1 || !list[0].IsString()) {
+    return Invalid(source,
+                   "\"architectures\" must be a list of exactly one string");
+  }
+  std::string arch(list[0].GetString(), list[0].GetStringLength());
+  for (const char* s : kSupportedArchitectures) {
+    if (arch == s) return arch;
+  }
+  return absl::UnimplementedError(
+      absl::StrCat(Sv(source), ": unsupported architecture \"", arch,
+                   "\" (supported: ", supported, ")"));
+}
+
+}  // namespace
+
+std::string_view FamilyName(ArchitectureFamily family) {
+  switch (family) {
+    case ArchitectureFamily::kTransformer:
+      return "transformer";
+    case ArchitectureFamily::kSsm:
+      return "ssm";
+    case ArchitectureFamily::kHybrid:
+      return "hybrid";
+  }
+  return "unknown";
+}
+
+ArchitectureFamily ModelConfig::family() const {
+  const int64_t attention = num_attention_layers();
+  if (attention == static_cast<int64_t>(layer_kinds.size())) {
+    return ArchitectureFamily::kTransformer;
+  }
+  if (attention == 0) return ArchitectureFamily::kSsm;
+  return ArchitectureFamily::kHybrid;
+}
+
+int64_t ModelConfig::num_attention_layers() const {
+  int64_t n = 0;
+  for (LayerKind k : layer_kinds) n += k == LayerKind::kAttention ? 1 : 0;
+  return n;
+}
+
+int64_t ModelConfig::rotary_dim() const {
+  // transformers: int(head_dim * partial_rotary_factor).
+  return static_cast<int64_t>(static_cast<double>(head_dim) *
+                              rope.partial_rotary_factor);
+}
+
+absl::StatusOr<ModelConfig> ParseModelConfig(std::string_view json_text,
+                                             std::string_view source) {
+  HS_ASSIGN_OR_RETURN(rapidjson::Document doc,
+                      ParseJsonObject(json_text, source));
+  ModelConfig c;
+  HS_ASSIGN_OR_RETURN(c.architecture, ParseArchitecture(doc, source));
+  HS_ASSIGN_OR_RETURN(std::optional<std::string> model_type,
+                      JsonString(doc, "model_type", source));
+  c.model_type = model_type.value_or("");
+  if (!c.model_type.empty() && c.model_type != "llama") {
+    return Invalid(source, absl::StrCat("model_type \"", c.model_type,
+                                        "\" does not match architecture ",
+                                        c.architecture, " (expected \"llama\")"));
+  }
+
+  HS_ASSIGN_OR_RETURN(c.vocab_size,
+                      RequiredPositiveInt(doc, "vocab_size", source));
+  HS_ASSIGN_OR_RETURN(c.hidden_size,
+                      RequiredPositiveInt(doc, "hidden_size", source));
+  HS_ASSIGN_OR_RETURN(c.intermediate_size,
+                      RequiredPositiveInt(doc, "intermediate_size", source));
+  HS_ASSIGN_OR_RETURN(c.num_layers,
+                      RequiredPositiveInt(doc, "num_hidden_layers", source));
+  HS_ASSIGN_OR_RETURN(c.num_attention_heads,
+                      RequiredPositiveInt(doc, "num_attention_heads", source));
+  HS_ASSIGN_OR_RETURN(
+      c.max_position_embeddings,
+      RequiredPositiveInt(doc, "max_position_embeddings", source));
+
+  HS_ASSIGN_OR_RETURN(std::optional<int64_t> kv,
+                      JsonInt(doc, "num_key_value_heads", source));
+  c.num_kv_heads = kv.value_or(c.num_attention_heads);
+  if (c.num_kv_heads <= 0) {
+    return Invalid(source, absl::StrCat("\"num_key_value_heads\" must be "
+                                        "positive, got ",
+                                        c.num_kv_heads));
+  }
+  if (c.num_attention_heads % c.num_kv_heads != 0) {
+    return Invalid(source,
+                   absl::StrCat("\"num_attention_heads\" (",
+                                c.num_attention_heads,
+                                ") must be a multiple of \"num_key_value_heads\" (",
+                                c.num_kv_heads, ")"));
+  }
+  HS_ASSIGN_OR_RETURN(std::optional<int64_t> head_dim,
+                      JsonInt(doc, "head_dim", source));
+  if (head_dim.has_value()) {
+    if (*head_dim <= 0) {
+      return Invalid(source, absl::StrCat("\"head_dim\" must be positive, got ",
+                                          *head_dim));
+    }
+    c.head_dim = *head_dim;
+  } else {
+    if (c.hidden_size % c.num_attention_heads != 0) {
+      return Invalid(source,
+                     absl::StrCat("\"hidden_size\" (", c.hidden_size,
+                                  ") is not a multiple of \"num_attention_heads\" (",
+                                  c.num_attention_heads,
+                                  ") and no \"head_dim\" is given"));
+    }
+    c.head_dim = c.hidden_size / c.num_attention_heads;
+  }
+
+  HS_ASSIGN_OR_RETURN(std::optional<double> eps,
+                      JsonDouble(doc, "rms_norm_eps", source));
+  c.rms_norm_eps = eps.value_or(1e-6);
+  if (!(c.rms_norm_eps > 0.0) || !std::isfinite(c.rms_norm_eps)) {
+    return Invalid(source, absl::StrCat("\"rms_norm_eps\" must be positive, got ",
+                                        c.rms_norm_eps));
+  }
+  HS_ASSIGN_OR_RETURN(std::optional<bool> tie,
+                      JsonBool(doc, "tie_word_embeddings", source));
+  c.tie_word_embeddings = tie.value_or(false);
+  HS_ASSIGN_OR_RETURN(std::optional<bool> attention_bias,
+                      JsonBool(doc, "attention_bias", source));
+  c.attention_bias = attention_bias.value_or(false);
+  HS_ASSIGN_OR_RETURN(std::optional<bool> mlp_bias,
+                      JsonBool(doc, "mlp_bias", source));
+  c.mlp_bias = mlp_bias.value_or(false);
+
+  HS_ASSIGN_OR_RETURN(std::optional<std::string> act,
+                      JsonString(doc, "hidden_act", source));
+  if (act.has_value() && *act != "silu") {
+    return Invalid(source, absl::StrCat("unsupported \"hidden_act\" \"", *act,
+                                        "\" (supported: silu)"));
+  }
+
+  HS_ASSIGN_OR_RETURN(c.rope, ParseRope(doc, c.max_position_embeddings, source));
+  const int64_t rotary = c.rotary_dim();
+  if (rotary <= 0 || rotary % 2 != 0 || rotary > c.head_dim) {
+    return Invalid(source,
+                   absl::StrCat("rotary dimension int(head_dim * "
+                                "partial_rotary_factor) = ",
+                                rotary, " must be even and in [2, head_dim=",
+                                c.head_dim, "]"));
+  }
+
+  HS_ASSIGN_OR_RETURN(c.bos_token_id, JsonInt(doc, "bos_token_id", source));
+  HS_ASSIGN_OR_RETURN(c.eos_token_ids,
+                      JsonIntOrIntList(doc, "eos_token_id", source));
+  HS_ASSIGN_OR_RETURN(c.pad_token_id, JsonInt(doc, "pad_token_id", source));
+  auto check_id = [&](const char* key, int64_t id) -> absl::Status {
+    if (id < 0 || id >= c.vocab_size) {
+      return Invalid(source, absl::StrCat("\"", key, "\" ", id,
+                                          " is outside the vocabulary [0, ",
+                                          c.vocab_size, ")"));
+    }
+    return absl::OkStatus();
+  };
+  if (c.bos_token_id) HS_RETURN_IF_ERROR(check_id("bos_token_id", *c.bos_token_id));
+  if (c.pad_token_id) HS_RETURN_IF_ERROR(check_id("pad_token_id", *c.pad_token_id));
+  for (int64_t id : c.eos_token_ids) {
+    HS_RETURN_IF_ERROR(check_id("eos_token_id", id));
+  }
+
+  // transformers v5 writes "dtype"; v4 wrote "torch_dtype".
+  HS_ASSIGN_OR_RETURN(std::optional<std::string> dtype,
+                      JsonString(doc, "dtype", source));
+  if (!dtype.has_value()) {
+    HS_ASSIGN_OR_RETURN(dtype, JsonString(doc, "torch_dtype", source));
+  }
+  c.torch_dtype = dtype.value_or("");
+  if (!c.torch_dtype.empty() && c.torch_dtype != "float32" &&
+      c.torch_dtype != "bfloat16" && c.torch_dtype != "float16") {
+    return Invalid(source, absl::StrCat("unsupported dtype \"", c.torch_dtype,
+                                        "\" (supported: float32, bfloat16, "
+                                        "float16)"));
+  }
+
+  c.layer_kinds.assign(static_cast<size_t>(c.num_layers), LayerKind::kAttention);
+  return c;
+}
+
+absl::StatusOr<ModelConfig> LoadModelConfig(
+    const std::filesystem::path& model_dir) {
+  const std::filesystem::path path = model_dir / "config.json";
+  HS_ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
+  return ParseModelConfig(text, path.string());
+}
+
+RopeTables ComputeRopeTables(const RopeConfig& rope, int64_t rotary_dim) {
+  HS_CHECK(rotary_dim > 0 && rotary_dim % 2 == 0);
+  // Each step below is one f32 tensor op in transformers (torch on CPU), so
+  // each is rounded to f32 here too. torch computes `scalar / tensor` as
+  // reciprocal(tensor) * scalar, and scalars enter f32 ops as (float)scalar.
+  RopeTables t;
+  const int64_t n = rotary_dim / 2;
+  t.inv_freq.resize(static_cast<size_t>(n));
+  const float base = static_cast<float>(rope.theta);
+  const float dim = static_cast<float>(rotary_dim);
+  for (int64_t i = 0; i < n; ++i) {
+    // arange(0, dim, 2).float() / dim
+    const float exponent = static_cast<float>(2 * i) / dim;
+    // base ** exponent: torch's f32 pow is faithful (<= 1 ulp); the correctly
+    // rounded value, computed in double and rounded once, is what it returns
+    // for the exponents that occur here.
+    const float pow_f = static_cast<float>(
+        std::pow(static_cast<double>(base), static_cast<double>(exponent)));
+    t.inv_freq[static_cast<size_t>(i)] = 1.0f / pow_f;
+  }
+  if (rope.type == RopeType::kLinear) {
+    const float factor = static_cast<float>(rope.factor);
+    for (float& f : t.inv_freq) f = f / factor;
+  } else if (rope.type == RopeType::kLlama3) {
+    const float factor = static_cast<float>(rope.factor);
+    const float low = static_cast<float>(rope.low_freq_factor);
+    const double old_len =
+        static_cast<double>(rope.original_max_position_embeddings);
+    // Python floats: old_context_len / low_freq_factor etc., in double, then
+    // compared against f32 tensors as (float).
+    const float low_freq_wavelen =
+        static_cast<float>(old_len / rope.low_freq_factor);
+    const float high_freq_wavelen =
+        static_cast<float>(old_len / rope.high_freq_factor);
+    const float two_pi = static_cast<float>(2.0 * std::numbers::pi);
+    const float old_len_f = static_cast<float>(old_len);
+    // (high_freq_factor - low_freq_factor) is a Python float.
+    const float smooth_denominator =
+        static_cast<float>(rope.high_freq_factor - rope.low_freq_factor);
+    for (float& f : t.inv_freq) {
+      const float inv_freq = f;
+      const float wavelen = (1.0f / inv_freq) * two_pi;
+      float llama = wavelen > low_freq_wavelen ? inv_freq / factor : inv_freq;
+      const float smooth =
+          ((1.0f / wavelen) * old_len_f - low) / smooth_denominator;
+      const float a = (1.0f - smooth) * llama;
+      const float b = a / factor;
+      const float c = smooth * llama;
+      const float smoothed = b + c;
+      const bool medium =
+          !(wavelen < high_freq_wavelen) && !(wavelen > low_freq_wavelen);
+      if (medium) llama = smoothed;
+      f = llama;
+    }
+  }
+  t.attention_scaling = 1.0f;
+  return t;
+}
+
+}  // namespace hybridserve::engine
