@@ -1,0 +1,139 @@
+// The op set the model graph runs on. One interface, two implementations:
+// backend/cpu (the reference, used in CI) and backend/cuda (the product). The
+// graph in engine/model/ only calls these ops, so a new backend never touches it.
+//
+// Conventions for every op:
+//  * Tensors are views of this backend's memory (see DeviceBuffer), row-major.
+//    Shapes below are [rows, ...]; T is the number of tokens in the step.
+//  * Activations and weights are act_dtype() (the CPU backend: f32 only).
+//    Index tensors are i32.
+//  * Each output row depends only on its own input row(s) and the weights: never
+//    on how many other rows are in the batch (DESIGN.md section 7, class (b)).
+//  * Ops return InvalidArgument on a shape or dtype mismatch and change nothing.
+// Thread-compatible; owned by the engine loop.
+#ifndef HYBRIDSERVE_ENGINE_BACKEND_BACKEND_H_
+#define HYBRIDSERVE_ENGINE_BACKEND_BACKEND_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "engine/backend/tensor.h"
+#include "engine/dtype.h"
+
+namespace hybridserve::engine {
+
+class Backend;
+
+// One allocation on a backend's device. Move-only; frees on destruction.
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  DeviceBuffer(Backend* backend, void* data, size_t num_bytes)
+      : backend_(backend), data_(data), num_bytes_(num_bytes) {}
+  DeviceBuffer(DeviceBuffer&& other) noexcept { *this = std::move(other); }
+  DeviceBuffer& operator=(DeviceBuffer&& other) noexcept;
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  ~DeviceBuffer();
+
+  void* data() const { return data_; }
+  size_t num_bytes() const { return num_bytes_; }
+
+ private:
+  Backend* backend_ = nullptr;
+  void* data_ = nullptr;
+  size_t num_bytes_ = 0;
+};
+
+// Describes the sequences of a varlen batch for attention. All tensors are i32
+// on the device.
+struct AttentionBatch {
+  Tensor query_start;  // [S + 1] prefix sums of new tokens per sequence
+  Tensor context_len;  // [S] tokens in the cache after this step, new ones included
+  Tensor block_table;  // [S, max_blocks_per_seq] physical block of each logical block
+  int64_t num_seqs = 0;
+  int64_t max_context_len = 0;  // max over context_len (host-side, for launch sizes)
+};
+
+// Rotary embedding: for each rotated pair i < rotary_dim / 2 the angle is
+// position * inv_freq[i]; dims i and i + rotary_dim / 2 are rotated together
+// (transformers' rotate_half layout); cos and sin are scaled by
+// attention_scaling. Dims >= rotary_dim pass through.
+struct RopeParams {
+  Tensor inv_freq;  // [rotary_dim / 2], f32
+  int64_t rotary_dim = 0;
+  float attention_scaling = 1.0f;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  virtual std::string_view name() const = 0;
+  // dtype of activations, weights and the KV cache on this backend.
+  virtual DType act_dtype() const = 0;
+
+  // ---- memory
+  // One allocation; `pool` names it in errors ("weights", "kv_cache", ...).
+  virtual absl::StatusOr<DeviceBuffer> Allocate(size_t num_bytes,
+                                                std::string_view pool) = 0;
+  virtual absl::Status CopyToDevice(const void* host_src, void* device_dst,
+                                    size_t num_bytes) = 0;
+  virtual absl::Status CopyToHost(const void* device_src, void* host_dst,
+                                  size_t num_bytes) = 0;
+  virtual absl::Status Zero(const Tensor& t) = 0;
+  // Waits until queued work is done (a no-op on the CPU).
+  virtual absl::Status Synchronize() = 0;
+
+  // ---- ops
+  // y[T, N] = x[T, K] · w[N, K]ᵀ (+ bias[N] when bias is not empty).
+  virtual absl::Status Gemm(const Tensor& x, const Tensor& w, const Tensor& bias,
+                            const Tensor& y) = 0;
+  // out[T, H] = table[ids[t], :]. REQUIRES: ids in [0, table.dim(0)).
+  virtual absl::Status Embedding(const Tensor& ids, const Tensor& table,
+                                 const Tensor& out) = 0;
+  // out[T, H] = x / sqrt(mean(x²) + eps) * w[H]; out may alias x.
+  virtual absl::Status RmsNorm(const Tensor& x, const Tensor& w, float eps,
+                               const Tensor& out) = 0;
+  // residual[T, H] += x; out = RmsNorm(residual, w, eps). out may alias x.
+  virtual absl::Status AddRmsNorm(const Tensor& residual, const Tensor& x,
+                                  const Tensor& w, float eps,
+                                  const Tensor& out) = 0;
+  // In place on q[T, num_heads, head_dim] and k[T, num_kv_heads, head_dim].
+  virtual absl::Status Rope(const Tensor& q, const Tensor& k,
+                            const Tensor& positions, const RopeParams& rope) = 0;
+  // k_cache[slot / block_tokens, slot % block_tokens] = k[t] for slot =
+  // slot_mapping[t] (same for v). Caches are [num_blocks, block_tokens,
+  // num_kv_heads, head_dim]; k, v are [T, num_kv_heads, head_dim].
+  virtual absl::Status KvWrite(const Tensor& k, const Tensor& v,
+                               const Tensor& slot_mapping,
+                               const Tensor& k_cache,
+                               const Tensor& v_cache) = 0;
+  // Causal attention of each new token over its sequence's cached keys and
+  // values (the new tokens' own K/V must already be written): token j of
+  // sequence s (0-based among its new tokens) sits at position
+  // context_len[s] - n_s + j and sees positions 0..that position. GQA: query
+  // head h reads kv head h / (num_heads / num_kv_heads).
+  // q, out: [T, num_heads, head_dim].
+  virtual absl::Status PagedAttention(const Tensor& q, const Tensor& k_cache,
+                                      const Tensor& v_cache,
+                                      const AttentionBatch& batch, float scale,
+                                      const Tensor& out) = 0;
+  // out[T, I] = silu(gate_up[:, :I]) * gate_up[:, I:] for gate_up [T, 2I].
+  virtual absl::Status SiluMul(const Tensor& gate_up, const Tensor& out) = 0;
+  // out[R, H] = x[rows[r], :].
+  virtual absl::Status GatherRows(const Tensor& x, const Tensor& rows,
+                                  const Tensor& out) = 0;
+
+ protected:
+  friend class DeviceBuffer;
+  virtual void Free(void* data, size_t num_bytes) = 0;
+};
+
+}  // namespace hybridserve::engine
+
+#endif  // HYBRIDSERVE_ENGINE_BACKEND_BACKEND_H_

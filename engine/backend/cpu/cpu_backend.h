@@ -1,0 +1,85 @@
+// The CPU backend: the reference implementation of every op, in f32, with
+// OpenMP threads and OpenBLAS for GEMMs. Each row is computed independently of
+// the batch size (equality class (b)); see Gemm for how that holds for BLAS.
+// Thread-compatible; owned by the engine loop.
+#ifndef HYBRIDSERVE_ENGINE_BACKEND_CPU_CPU_BACKEND_H_
+#define HYBRIDSERVE_ENGINE_BACKEND_CPU_CPU_BACKEND_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "absl/strings/string_view.h"
+#include "engine/backend/backend.h"
+
+namespace hybridserve::engine {
+
+struct CpuBackendOptions {
+  // Threads for ops and BLAS; 0 = all cores.
+  int num_threads = 0;
+};
+
+class CpuBackend final : public Backend {
+ public:
+  explicit CpuBackend(const CpuBackendOptions& options);
+
+  std::string_view name() const override { return "cpu"; }
+  DType act_dtype() const override { return DType::kF32; }
+  int num_threads() const { return num_threads_; }
+
+  absl::StatusOr<DeviceBuffer> Allocate(size_t num_bytes,
+                                        std::string_view pool) override;
+  absl::Status CopyToDevice(const void* host_src, void* device_dst,
+                            size_t num_bytes) override;
+  absl::Status CopyToHost(const void* device_src, void* host_dst,
+                          size_t num_bytes) override;
+  absl::Status Zero(const Tensor& t) override;
+  absl::Status Synchronize() override { return absl::OkStatus(); }
+
+  // OpenBLAS picks different kernels (a "small matrix" path, gemv) for small
+  // M·N·K, and those sum in a different order: a row's result would then depend
+  // on how many rows share the call. So calls with fewer rows than
+  // GemmMinRows(N, K) are padded with zero rows up to it, keeping every call on
+  // the one blocked kernel whose per-element sums do not depend on M.
+  absl::Status Gemm(const Tensor& x, const Tensor& w, const Tensor& bias,
+                    const Tensor& y) override;
+  absl::Status Embedding(const Tensor& ids, const Tensor& table,
+                         const Tensor& out) override;
+  absl::Status RmsNorm(const Tensor& x, const Tensor& w, float eps,
+                       const Tensor& out) override;
+  absl::Status AddRmsNorm(const Tensor& residual, const Tensor& x,
+                          const Tensor& w, float eps,
+                          const Tensor& out) override;
+  absl::Status Rope(const Tensor& q, const Tensor& k, const Tensor& positions,
+                    const RopeParams& rope) override;
+  absl::Status KvWrite(const Tensor& k, const Tensor& v,
+                       const Tensor& slot_mapping, const Tensor& k_cache,
+                       const Tensor& v_cache) override;
+  absl::Status PagedAttention(const Tensor& q, const Tensor& k_cache,
+                              const Tensor& v_cache,
+                              const AttentionBatch& batch, float scale,
+                              const Tensor& out) override;
+  absl::Status SiluMul(const Tensor& gate_up, const Tensor& out) override;
+  absl::Status GatherRows(const Tensor& x, const Tensor& rows,
+                          const Tensor& out) override;
+
+  // The fewest rows a GEMM call is padded to (see Gemm). Exposed for tests.
+  static int64_t GemmMinRows(int64_t n, int64_t k);
+
+ protected:
+  void Free(void* data, size_t num_bytes) override;
+
+ private:
+  int num_threads_;
+  // Scratch for padded GEMM calls. [rows, K] and [rows, N], f32.
+  std::vector<float> gemm_x_pad_;
+  std::vector<float> gemm_y_pad_;
+};
+
+// Shape checks shared by the CPU ops (and usable by other backends).
+// InvalidArgument naming `what` unless t is f32/i32 (`dtype`) with `rank`.
+absl::Status ExpectTensor(const Tensor& t, DType dtype, int rank,
+                          absl::string_view what);
+
+}  // namespace hybridserve::engine
+
+#endif  // HYBRIDSERVE_ENGINE_BACKEND_CPU_CPU_BACKEND_H_

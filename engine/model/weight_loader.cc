@@ -1,0 +1,105 @@
+#include "engine/model/weight_loader.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "engine/status_macros.h"
+
+namespace hybridserve::engine {
+namespace {
+
+constexpr uint64_t kTensorAlignment = 256;
+
+int64_t Product(const std::vector<int64_t>& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+Tensor MakeTensor(void* data, DType dtype, const std::vector<int64_t>& shape) {
+  Tensor t;
+  t.data = data;
+  t.dtype = dtype;
+  t.rank = static_cast<int>(shape.size());
+  for (size_t i = 0; i < shape.size(); ++i) t.shape[i] = shape[i];
+  return t;
+}
+
+}  // namespace
+
+void WeightLoader::Add(std::vector<std::string> parts,
+                       std::vector<int64_t> part_rows,
+                       std::vector<int64_t> shape, Tensor* out) {
+  HS_CHECK(parts.size() == part_rows.size() && !shape.empty() &&
+           shape.size() <= kMaxTensorRank);
+  const uint64_t bytes = Product(shape) * DTypeSize(backend_->act_dtype());
+  planned_.push_back({std::move(parts), std::move(part_rows), std::move(shape),
+                      out, total_bytes_});
+  total_bytes_ += (bytes + kTensorAlignment - 1) / kTensorAlignment * kTensorAlignment;
+}
+
+void WeightLoader::Add(std::string name, std::vector<int64_t> shape, Tensor* out) {
+  const int64_t rows = shape[0];
+  Add({std::move(name)}, {rows}, std::move(shape), out);
+}
+
+absl::Status WeightLoader::Load(
+    const std::function<void(const std::string&)>& progress) {
+  const DType act = backend_->act_dtype();
+  // Check every tensor exists before allocating anything.
+  for (const Planned& p : planned_) {
+    for (const std::string& part : p.parts) {
+      if (checkpoint_->Find(part) == nullptr) {
+        return absl::NotFoundError(absl::StrCat(
+            "checkpoint ", checkpoint_->dir().string(), " has no tensor '", part,
+            "' (needed by the model)"));
+      }
+    }
+  }
+  HS_ASSIGN_OR_RETURN(buffer_, backend_->Allocate(total_bytes_, "weights"));
+  std::vector<float> staging;
+  std::vector<std::byte> converted;
+  uint64_t done_bytes = 0;
+  int last_decile = -1;
+  for (const Planned& p : planned_) {
+    const int64_t row_elems = Product(p.shape) / p.shape[0];
+    int64_t row = 0;
+    for (size_t i = 0; i < p.parts.size(); ++i) {
+      std::vector<int64_t> part_shape = p.shape;
+      part_shape[0] = p.part_rows[i];
+      const int64_t n = Product(part_shape);
+      staging.resize(n);
+      HS_RETURN_IF_ERROR(
+          checkpoint_->Read(p.parts[i], part_shape, DType::kF32, staging.data()));
+      if (precision_ != DType::kF32) {
+        for (float& v : staging) v = RoundTo(precision_, v);
+      }
+      const void* src = staging.data();
+      if (act != DType::kF32) {
+        converted.resize(n * DTypeSize(act));
+        ConvertFloats(staging.data(), DType::kF32, converted.data(), act, n);
+        src = converted.data();
+      }
+      char* dst = static_cast<char*>(buffer_.data()) + p.offset +
+                  row * row_elems * DTypeSize(act);
+      HS_RETURN_IF_ERROR(backend_->CopyToDevice(src, dst, n * DTypeSize(act)));
+      row += p.part_rows[i];
+    }
+    done_bytes += Product(p.shape) * DTypeSize(act);
+    const int decile = static_cast<int>(10 * done_bytes / std::max<uint64_t>(total_bytes_, 1));
+    if (progress && decile != last_decile) {
+      last_decile = decile;
+      progress(absl::StrFormat("loading weights: %d%% (%.1f / %.1f MiB)",
+                               std::min(decile * 10, 100), done_bytes / 1048576.0,
+                               total_bytes_ / 1048576.0));
+    }
+  }
+  for (const Planned& p : planned_) {
+    *p.out = MakeTensor(static_cast<char*>(buffer_.data()) + p.offset, act, p.shape);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace hybridserve::engine

@@ -1,0 +1,106 @@
+// Engine: a loaded model on a backend, with its KV cache and step workspace
+// planned once at start-up, running one StepPlan per call.
+// Thread-compatible; owned by the engine loop.
+#ifndef HYBRIDSERVE_ENGINE_RUNTIME_ENGINE_H_
+#define HYBRIDSERVE_ENGINE_RUNTIME_ENGINE_H_
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "engine/backend/backend.h"
+#include "engine/generation_config.h"
+#include "engine/model/model.h"
+#include "engine/model_config.h"
+#include "engine/runtime/step_plan.h"
+
+namespace hybridserve::engine {
+
+struct EngineOptions {
+  std::filesystem::path model_dir;
+  std::string device = "auto";  // auto | cpu | cuda
+  // auto | f32 | bf16 | f16. On the CPU backend every op computes in f32;
+  // bf16 / f16 round the weights to that precision (auto: as stored).
+  std::string dtype = "auto";
+  int num_threads = 0;  // CPU threads; 0 = all cores
+  uint64_t kv_cache_bytes = 256ull << 20;
+  int64_t block_tokens = 16;
+  int64_t max_num_tokens = 2048;  // most tokens in one step
+  int64_t max_num_seqs = 64;      // most sequences in one step
+  int64_t max_model_len = 0;      // 0: the config's max_position_embeddings
+  int64_t logits_slice_rows = 256;  // logits are computed this many rows at a time
+  // Receives start-up progress and the memory plan; may be empty.
+  std::function<void(const std::string&)> log;
+};
+
+struct MemoryPlan {
+  uint64_t weight_bytes = 0;
+  uint64_t workspace_bytes = 0;  // activations + step metadata + logits slice
+  uint64_t kv_bytes_per_token = 0;
+  uint64_t kv_bytes_per_block = 0;
+  int64_t block_tokens = 0;
+  int64_t num_blocks = 0;
+  uint64_t kv_cache_bytes = 0;  // num_blocks * kv_bytes_per_block
+  std::string ToString() const;
+};
+
+struct StepOutput {
+  int64_t vocab_size = 0;
+  // [plan.logits_indices.size(), vocab_size], f32, in logits_indices order.
+  std::vector<float> logits;
+  double forward_seconds = 0.0;  // wall time of the forward pass and logits
+};
+
+class Engine {
+ public:
+  // Loads config, generation config, checkpoint and weights; plans memory.
+  // Errors name the file / tensor / flag at fault; a memory plan that fits no
+  // sequence of max_model_len is refused with the numbers.
+  static absl::StatusOr<std::unique_ptr<Engine>> Create(const EngineOptions& options);
+  ~Engine();
+
+  // Runs one forward pass. The plan is validated first (ValidateStepPlan); an
+  // invalid plan returns InvalidArgument and writes nothing to the KV cache.
+  // `out` is overwritten (its capacity reused).
+  absl::Status Step(const StepPlan& plan, StepOutput* out);
+
+  const ModelConfig& config() const { return config_; }
+  const GenerationConfig& generation_config() const { return generation_config_; }
+  const MemoryPlan& memory_plan() const { return plan_; }
+  const StepPlanLimits& limits() const { return limits_; }
+  int64_t max_model_len() const { return limits_.max_context_len; }
+  int64_t max_num_seqs() const { return max_num_seqs_; }
+  std::string device_name() const;
+
+ private:
+  Engine() = default;
+  absl::Status PlanMemory(const EngineOptions& options);
+  absl::Status UploadMetadata(const StepPlan& plan, ForwardInputs* inputs);
+
+  ModelConfig config_;
+  GenerationConfig generation_config_;
+  std::unique_ptr<Backend> backend_;
+  std::unique_ptr<Model> model_;
+  MemoryPlan plan_;
+  StepPlanLimits limits_;
+  int64_t max_num_seqs_ = 0;
+  int64_t max_blocks_per_seq_ = 0;
+  int64_t logits_slice_rows_ = 0;
+  DeviceBuffer kv_buffer_;        // all layers' K and V
+  std::vector<KvLayerCache> kv_;  // views into kv_buffer_
+  // Step metadata on the device, i32: token_ids [T], positions [T],
+  // slot_mapping [T], query_start [S+1], context_len [S],
+  // block_table [S, max_blocks_per_seq], logits rows [slice].
+  DeviceBuffer meta_buffer_;
+  DeviceBuffer logits_buffer_;  // [logits_slice_rows, vocab], act dtype
+  std::vector<int32_t> host_meta_;  // staging for meta_buffer_
+  std::vector<float> host_logits_;  // staging for non-f32 logits
+};
+
+}  // namespace hybridserve::engine
+
+#endif  // HYBRIDSERVE_ENGINE_RUNTIME_ENGINE_H_

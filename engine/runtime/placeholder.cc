@@ -1,2 +1,0 @@
-// Placeholder so the library has a source until the runtime lands.
-namespace hybridserve::engine {}

@@ -1,0 +1,53 @@
+// PlanBuilder: builds StepPlans for a set of sequences, handing out KV blocks
+// from a plain free list. For tools (offline runner) and tests, which drive the
+// Engine directly; the server's scheduler has its own block manager.
+// Thread-compatible.
+#ifndef HYBRIDSERVE_ENGINE_RUNTIME_PLAN_BUILDER_H_
+#define HYBRIDSERVE_ENGINE_RUNTIME_PLAN_BUILDER_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "engine/runtime/step_plan.h"
+
+namespace hybridserve::engine {
+
+class PlanBuilder {
+ public:
+  // `num_blocks` == 0 for models without attention layers.
+  PlanBuilder(int64_t num_blocks, int64_t block_tokens);
+
+  struct Chunk {
+    int64_t seq_id = 0;            // a sequence is created on first use
+    std::vector<int32_t> tokens;   // its next tokens
+    bool all_logits = false;       // logits of every token of the chunk
+    bool last_logits = true;       // logits of the chunk's last token
+  };
+
+  // One plan for `chunks` (one chunk per sequence), allocating blocks for the
+  // new tokens. On error (out of blocks, empty chunk, sequence twice), nothing
+  // changes.
+  absl::StatusOr<StepPlan> Build(absl::Span<const Chunk> chunks);
+  // Frees the sequence's blocks; unknown ids are ignored.
+  void Free(int64_t seq_id);
+
+  int64_t num_free_blocks() const { return static_cast<int64_t>(free_.size()); }
+  int64_t context_len(int64_t seq_id) const;
+
+ private:
+  struct Seq {
+    int64_t len = 0;
+    std::vector<int32_t> blocks;
+  };
+  int64_t num_blocks_;
+  int64_t block_tokens_;
+  std::vector<int32_t> free_;  // stack; lowest id handed out first
+  absl::flat_hash_map<int64_t, Seq> seqs_;
+};
+
+}  // namespace hybridserve::engine
+
+#endif  // HYBRIDSERVE_ENGINE_RUNTIME_PLAN_BUILDER_H_

@@ -1,0 +1,56 @@
+// StepPlan: what one forward pass computes (scheduler → engine), in the varlen
+// layout of DESIGN.md section 2.1: the new tokens of all scheduled sequences
+// concatenated, plus per-sequence metadata. Plain value type; tests build them
+// by hand.
+#ifndef HYBRIDSERVE_ENGINE_RUNTIME_STEP_PLAN_H_
+#define HYBRIDSERVE_ENGINE_RUNTIME_STEP_PLAN_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "absl/status/status.h"
+
+namespace hybridserve::engine {
+
+struct StepPlan {
+  // Per token (T = token_ids.size()).
+  std::vector<int32_t> token_ids;  // [T]
+  std::vector<int32_t> positions;  // [T] position of each token in its sequence
+  // Per sequence (S = context_len.size()).
+  std::vector<int32_t> query_start;  // [S + 1] prefix sums of new tokens
+  std::vector<int32_t> context_len;  // [S] tokens in cache after this step
+  // [S, block_table_width] row-major: physical KV block of each logical block.
+  // Entries past a sequence's last needed block are ignored (use -1).
+  std::vector<int32_t> block_table;
+  int32_t block_table_width = 0;
+  // SSM models (unused by pure attention models): slot and whether it starts
+  // from a zero state.
+  std::vector<int32_t> state_slot;      // [S]
+  std::vector<uint8_t> state_is_fresh;  // [S]
+  // Token indices (into [0, T)) whose logits the step returns, in this order.
+  std::vector<int32_t> logits_indices;
+
+  int32_t num_tokens() const { return static_cast<int32_t>(token_ids.size()); }
+  int32_t num_seqs() const { return static_cast<int32_t>(context_len.size()); }
+};
+
+// Limits a plan is checked against.
+struct StepPlanLimits {
+  int64_t vocab_size = 0;
+  int64_t block_tokens = 0;
+  int64_t num_blocks = 0;      // KV blocks in the cache (0: no attention layers)
+  int64_t max_num_tokens = 0;  // workspace capacity in tokens
+  int64_t max_context_len = 0;
+};
+
+// OK iff the plan is internally consistent and within `limits`: sizes agree,
+// query_start is non-decreasing from 0 to T, every sequence has at least one
+// new token, positions run context_len - n .. context_len - 1, token ids are in
+// the vocabulary, the block table covers every context with blocks in range and
+// no block is used by two sequences, logits indices are in range. The error
+// names the first problem found.
+absl::Status ValidateStepPlan(const StepPlan& plan, const StepPlanLimits& limits);
+
+}  // namespace hybridserve::engine
+
+#endif  // HYBRIDSERVE_ENGINE_RUNTIME_STEP_PLAN_H_
