@@ -11,13 +11,11 @@
 namespace hybridserve::testing {
 namespace {
 
-std::filesystem::path FromEnv(const char* name) {
+// The environment variable `name` if set, else the value CMake compiled in.
+std::filesystem::path FromEnv(const char* name, const char* fallback) {
   const char* value = std::getenv(name);
-  if (value == nullptr || *value == '\0') {
-    ADD_FAILURE() << name << " is not set; run the test through ctest";
-    return {};
-  }
-  return value;
+  if (value != nullptr && *value != '\0') return value;
+  return fallback;
 }
 
 struct TempDirs {
@@ -46,10 +44,17 @@ void RemoveTempDirs() {
 
 }  // namespace
 
-std::filesystem::path SourceDir() { return FromEnv("HS_SOURCE_DIR"); }
-std::filesystem::path BinaryDir() { return FromEnv("HS_BINARY_DIR"); }
+std::filesystem::path SourceDir() {
+  return FromEnv("HS_SOURCE_DIR", HS_DEFAULT_SOURCE_DIR);
+}
+std::filesystem::path BinaryDir() {
+  return FromEnv("HS_BINARY_DIR", HS_DEFAULT_BINARY_DIR);
+}
 std::filesystem::path SharedTestdataDir() {
-  return FromEnv("HS_SHARED_TESTDATA");
+  return FromEnv("HS_SHARED_TESTDATA", HS_DEFAULT_SHARED_TESTDATA);
+}
+std::string TestPython() {
+  return FromEnv("HS_TEST_PYTHON", HS_DEFAULT_TEST_PYTHON).string();
 }
 
 std::filesystem::path MakeTempDir() {

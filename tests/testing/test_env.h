@@ -1,8 +1,10 @@
-// Paths tests use, from environment variables tests/CMakeLists.txt sets.
+// Paths tests use: compiled in by tests/CMakeLists.txt, overridable by
+// environment variables of the same names (HS_SOURCE_DIR, ...).
 #ifndef HYBRIDSERVE_TESTS_TESTING_TEST_ENV_H_
 #define HYBRIDSERVE_TESTS_TESTING_TEST_ENV_H_
 
 #include <filesystem>
+#include <string>
 
 namespace hybridserve::testing {
 
@@ -12,6 +14,9 @@ std::filesystem::path SourceDir();
 std::filesystem::path BinaryDir();
 // ../shared/testdata (HS_SHARED_TESTDATA); may not exist.
 std::filesystem::path SharedTestdataDir();
+// The test venv's Python (HS_TEST_PYTHON: scripts/python_env.sh made it, with
+// tests/requirements.txt installed); empty when there is none.
+std::string TestPython();
 // A fresh, empty temporary folder, removed when the test binary exits.
 std::filesystem::path MakeTempDir();
 
