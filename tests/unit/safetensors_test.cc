@@ -1,5 +1,6 @@
 #include "engine/safetensors.h"
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -272,6 +273,70 @@ TEST_F(SafetensorsTest, EntriesAreInOffsetOrderAndGapsAreTolerated) {
   EXPECT_EQ(std::string(reinterpret_cast<const char*>((*f)->Find("late")->data),
                         2),
             "cd");
+}
+
+// Seeded random corruptions of a valid file: Open either fails with a message
+// naming the file or returns entries that lie inside the file. (Run under
+// ASan in CI, this is the never-a-crash check.)
+TEST_F(SafetensorsTest, RandomCorruptionsNeverEscapeTheFile) {
+  const std::vector<float> a(8, 1.0f), b(4, 2.0f);
+  const auto good = dir_ / "good.safetensors";
+  ASSERT_TRUE(WriteSafetensors(good,
+                               {{"a", DType::kF32, {2, 4}, AsBytes(a)},
+                                {"b", DType::kF32, {4}, AsBytes(b)}},
+                               {{"k", "v"}})
+                  .ok());
+  std::ifstream in(good, std::ios::binary);
+  const std::string original((std::istreambuf_iterator<char>(in)),
+                             std::istreambuf_iterator<char>());
+  uint64_t state = 12345;
+  auto next = [&state]() {
+    state = state * 6364136223846793005ull + 1442695040888963407ull;
+    return state >> 33;
+  };
+  const auto path = dir_ / "mutated.safetensors";
+  int failures = 0;
+  for (int trial = 0; trial < 2000; ++trial) {
+    std::string bytes = original;
+    const int edits = 1 + static_cast<int>(next() % 4);
+    for (int e = 0; e < edits; ++e) {
+      // Mostly in the length field and header, where parsing happens.
+      const size_t limit = next() % 4 == 0 ? bytes.size() : 8 + 120;
+      const size_t at = next() % std::min(limit, bytes.size());
+      const char replacements[] = "0123456789-.,:[]{}\" eE\x7f\x01";
+      bytes[at] = next() % 2 ? static_cast<char>(next() & 0xff)
+                             : replacements[next() % (sizeof(replacements) - 1)];
+    }
+    if (next() % 8 == 0) bytes.resize(next() % bytes.size());
+    {
+      std::ofstream out(path, std::ios::binary | std::ios::trunc);
+      out << bytes;
+    }
+    auto f = SafetensorsFile::Open(path);
+    if (!f.ok()) {
+      ++failures;
+      ASSERT_NE(Msg(f.status()).find(path.string()), std::string::npos)
+          << f.status();
+      continue;
+    }
+    const uint64_t header_len = [&] {
+      uint64_t v = 0;
+      std::memcpy(&v, bytes.data(), 8);
+      return v;
+    }();
+    for (const SafetensorsEntry& e : (*f)->entries()) {
+      ASSERT_LE(e.num_bytes, bytes.size() - 8 - header_len) << e.name;
+      uint64_t numel = 1;
+      for (int64_t d : e.shape) numel *= static_cast<uint64_t>(d);
+      ASSERT_EQ(numel * DTypeSize(e.dtype), e.num_bytes) << e.name;
+      // Touch every byte: outside the mapping this would fault.
+      volatile unsigned sink = 0;
+      for (size_t i = 0; i < e.num_bytes; ++i) {
+        sink = sink + static_cast<unsigned>(e.data[i]);
+      }
+    }
+  }
+  EXPECT_GT(failures, 1000);  // most corruptions must be caught
 }
 
 }  // namespace
