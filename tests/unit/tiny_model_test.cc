@@ -328,8 +328,8 @@ TEST(TinyModelTest, TokenizerFilesHaveByteLevelLayout) {
 }
 
 TEST(TinyModelTest, TokenizerLoadsInHuggingFaceTokenizers) {
-  const char* python = std::getenv("HS_TEST_PYTHON");
-  if (python == nullptr || *python == '\0') {
+  const std::string python = testing::TestPython();
+  if (python.empty()) {
     GTEST_SKIP() << "HS_TEST_PYTHON is empty: configure with "
                     "-DHS_TEST_PYTHON=$(bash scripts/python_env.sh | tail -n1) "
                     "to check tokenizer.json against HF tokenizers";
