@@ -66,6 +66,61 @@ std::string EscapeForPcre2(std::string_view literal) {
   return out;
 }
 
+// Oniguruma (and Rust's regex crate) define \s as White_Space and \w as
+// UTS #18 word characters; PCRE2's UCP classes differ at the edges (U+180E is
+// \s in PCRE2, U+00B2 is \w). Rewrites those escapes into explicit properties;
+// also Ruby's \h (a hex digit). Inside a character class only the positive
+// forms can be rewritten; \W and \H there keep PCRE2's meaning.
+constexpr std::string_view kWordItems = "\\p{Alphabetic}\\p{M}\\p{Nd}\\p{Pc}\\x{200C}\\x{200D}";
+constexpr std::string_view kHexItems = "0-9a-fA-F";
+
+std::string TranslateForPcre2(std::string_view regex) {
+  std::string out;
+  out.reserve(regex.size() + 32);
+  bool in_class = false;
+  for (size_t i = 0; i < regex.size(); ++i) {
+    const char c = regex[i];
+    if (c != '\\' || i + 1 >= regex.size()) {
+      if (!in_class && c == '[') {
+        in_class = true;
+        out.push_back(c);
+        // A ']' right after '[' or '[^' is a literal member.
+        if (i + 1 < regex.size() && regex[i + 1] == '^') out.push_back(regex[++i]);
+        if (i + 1 < regex.size() && regex[i + 1] == ']') out.push_back(regex[++i]);
+        continue;
+      }
+      if (in_class && c == ']') in_class = false;
+      out.push_back(c);
+      continue;
+    }
+    const char e = regex[++i];
+    switch (e) {
+      case 's': out.append("\\p{White_Space}"); break;
+      case 'S': out.append("\\P{White_Space}"); break;
+      case 'w':
+        if (in_class) out.append(kWordItems);
+        else out.append("[").append(kWordItems).append("]");
+        break;
+      case 'W':
+        if (in_class) out.append("\\W");
+        else out.append("[^").append(kWordItems).append("]");
+        break;
+      case 'h':
+        if (in_class) out.append(kHexItems);
+        else out.append("[").append(kHexItems).append("]");
+        break;
+      case 'H':
+        if (in_class) out.append("\\H");
+        else out.append("[^").append(kHexItems).append("]");
+        break;
+      default:
+        out.push_back('\\');
+        out.push_back(e);
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 struct Pattern::Compiled {
@@ -94,15 +149,16 @@ absl::StatusOr<Pattern> Pattern::Literal(std::string_view text) {
 absl::StatusOr<Pattern> Pattern::Regex(std::string_view regex) {
   int error_code = 0;
   PCRE2_SIZE error_offset = 0;
+  const std::string translated = TranslateForPcre2(regex);
   pcre2_code* code = pcre2_compile(
-      reinterpret_cast<PCRE2_SPTR>(regex.data()), regex.size(),
+      reinterpret_cast<PCRE2_SPTR>(translated.data()), translated.size(),
       PCRE2_UTF | PCRE2_UCP | PCRE2_MULTILINE, &error_code, &error_offset, nullptr);
   if (code == nullptr) {
     PCRE2_UCHAR message[256];
     pcre2_get_error_message(error_code, message, sizeof(message));
     return absl::InvalidArgumentError(
-        Cat("cannot compile regex \"", regex, "\" at offset ", error_offset,
-                     ": ", reinterpret_cast<const char*>(message)));
+        Cat("cannot compile regex \"", regex, "\" (as \"", translated, "\") at offset ",
+            error_offset, ": ", reinterpret_cast<const char*>(message)));
   }
   // JIT is an optimisation only: without it pcre2_match interprets.
   pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);

@@ -2,8 +2,10 @@
 // the way Hugging Face `tokenizers` splits text with them.
 //
 // `tokenizers` compiles patterns with Oniguruma (Ruby syntax); we use PCRE2 with
-// UTF, UCP (Unicode \s \d \w and classes) and MULTILINE (Ruby's ^ and $ are line
-// anchors), JIT-compiled when available. The iteration rule for empty matches
+// UTF, UCP (Unicode classes) and MULTILINE (Ruby's ^ and $ are line anchors),
+// JIT-compiled when available. \s, \S, \w, \W and \h are rewritten to the
+// Unicode definitions Oniguruma uses (White_Space; UTS #18 word characters;
+// Ruby's hex digit), where PCRE2's own differ. The iteration rule for empty matches
 // follows the Rust `onig` crate: an empty match right where the previous match
 // ended is skipped and the search resumes one character later.
 //

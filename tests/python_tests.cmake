@@ -1,0 +1,26 @@
+# Tests written in Python, run with the test venv's interpreter (HS_TEST_PYTHON,
+# from scripts/python_env.sh). Included at the end of tests/CMakeLists.txt.
+# Without an interpreter each test is still registered and reports SKIPPED with
+# the reason (exit status 77 = ctest SKIP_RETURN_CODE).
+
+# hs_python_test(NAME <name> ARGS <script and arguments...>)
+function(hs_python_test)
+  cmake_parse_arguments(T "" "NAME" "ARGS" ${ARGN})
+  if(HS_TEST_PYTHON)
+    add_test(NAME ${T_NAME} COMMAND ${HS_TEST_PYTHON} ${T_ARGS})
+  else()
+    add_test(NAME ${T_NAME} COMMAND sh -c
+      "echo 'SKIPPED: HS_TEST_PYTHON is empty; run scripts/python_env.sh and configure with -DHS_TEST_PYTHON=<its output>'; exit 77")
+  endif()
+  set_tests_properties(${T_NAME} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 900 LABELS python)
+endfunction()
+
+# Tokenizer vs Hugging Face `tokenizers`: tokenizers of each style trained at test
+# time, and the real Llama-3 / Qwen3 / Llama-2 files of the shared test data.
+hs_python_test(NAME tokenizer_reference_trained
+  ARGS ${CMAKE_CURRENT_SOURCE_DIR}/tokenizer/reference_test.py
+       --hs_tokenize $<TARGET_FILE:hs_tokenize> --set trained)
+hs_python_test(NAME tokenizer_reference_real
+  ARGS ${CMAKE_CURRENT_SOURCE_DIR}/tokenizer/reference_test.py
+       --hs_tokenize $<TARGET_FILE:hs_tokenize> --set real
+       --testdata ${CMAKE_SOURCE_DIR}/../shared/testdata/tokenizers)
