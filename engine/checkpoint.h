@@ -25,7 +25,9 @@ class Checkpoint {
   // `<dir>/model.safetensors.index.json` (whose weight_map must name existing
   // shards, and each tensor must be in the shard the map says). Errors name the
   // file and tensor: missing folder or files, malformed shards or index, a tensor
-  // in two shards.
+  // in two shards. The index is preferred when both layouts are present; shard
+  // names must be plain file names inside `dir`; tensors a shard holds beyond
+  // the weight_map are available too.
   static absl::StatusOr<std::unique_ptr<Checkpoint>> Open(
       const std::filesystem::path& dir);
 
