@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build ccache pkg-config git
-  libabsl-dev rapidjson-dev libpcre2-dev libutf8proc-dev libopenblas-dev
+  libabsl-dev rapidjson-dev libpcre2-dev libutf8proc-dev libopenblas-openmp-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   python3 python3-venv

@@ -178,7 +178,10 @@ absl::Status CpuBackend::PagedAttention(const Tensor& q, const Tensor& k_cache,
       for (int64_t p = 0; p <= pos; ++p) {
         const float* kv = kc + (blocks[p / block_tokens] * block_tokens +
                                 p % block_tokens) * kv_row + kvh * head_dim;
+        // The simd reduction fixes one summation order for every call, so
+        // results stay independent of the batch.
         float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
         for (int64_t d = 0; d < head_dim; ++d) dot += qv[d] * kv[d];
         scores[p] = dot * scale;
         max_score = std::max(max_score, scores[p]);
@@ -193,6 +196,7 @@ absl::Status CpuBackend::PagedAttention(const Tensor& q, const Tensor& k_cache,
         const float* vv = vc + (blocks[p / block_tokens] * block_tokens +
                                 p % block_tokens) * kv_row + kvh * head_dim;
         const float w = scores[p];
+#pragma omp simd
         for (int64_t d = 0; d < head_dim; ++d) acc[d] += w * vv[d];
       }
       float* o = out.as<float>() + (t * num_heads + h) * head_dim;
