@@ -1,6 +1,6 @@
 #include "engine/tokenizer/bpe_model.h"
 
-#include <queue>
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -23,19 +23,66 @@ struct Symbol {
   int32_t len;   // bytes of the word it covers; 0 once merged into its left neighbour
 };
 
-// A candidate merge of the symbol at `pos` with its right neighbour.
-struct Candidate {
-  int32_t rank;
-  int32_t pos;
-  int32_t new_id;
-};
-
-// Orders the priority queue so that top() is the lowest rank, then leftmost.
-struct CandidateAfter {
-  bool operator()(const Candidate& a, const Candidate& b) const {
-    if (a.rank != b.rank) return a.rank > b.rank;
-    return a.pos > b.pos;
+// A min-heap of candidate merges, 4-ary for cache locality (the heap of a
+// 1 MB word holds about a million entries). An entry packs (rank, position of
+// the left symbol) into one key, so the lowest rank pops first and the
+// leftmost on ties.
+class CandidateHeap {
+ public:
+  static uint64_t Key(int32_t rank, int32_t pos) {
+    return (static_cast<uint64_t>(static_cast<uint32_t>(rank)) << 32) |
+           static_cast<uint32_t>(pos);
   }
+  static int32_t Rank(uint64_t key) { return static_cast<int32_t>(key >> 32); }
+  static int32_t Pos(uint64_t key) { return static_cast<int32_t>(key & 0xFFFFFFFFu); }
+
+  void Reserve(size_t n) { keys_.reserve(n); }
+  // Adds without restoring the heap order; call Heapify before the first Pop.
+  void AddUnordered(uint64_t key) { keys_.push_back(key); }
+  void Heapify() {
+    if (keys_.size() < 2) return;
+    for (size_t i = (keys_.size() - 2) / kArity + 1; i-- > 0;) SiftDown(i);
+  }
+  bool empty() const { return keys_.empty(); }
+  void Push(uint64_t key) {
+    size_t i = keys_.size();
+    keys_.push_back(key);
+    while (i > 0) {
+      const size_t parent = (i - 1) / kArity;
+      if (keys_[parent] <= key) break;
+      keys_[i] = keys_[parent];
+      i = parent;
+    }
+    keys_[i] = key;
+  }
+  uint64_t Pop() {
+    const uint64_t top = keys_.front();
+    keys_.front() = keys_.back();
+    keys_.pop_back();
+    if (!keys_.empty()) SiftDown(0);
+    return top;
+  }
+
+ private:
+  static constexpr size_t kArity = 4;
+  void SiftDown(size_t i) {
+    const size_t n = keys_.size();
+    const uint64_t key = keys_[i];
+    while (true) {
+      const size_t first = i * kArity + 1;
+      if (first >= n) break;
+      const size_t last = std::min(first + kArity, n);
+      size_t best = first;
+      for (size_t c = first + 1; c < last; ++c) {
+        if (keys_[c] < keys_[best]) best = c;
+      }
+      if (keys_[best] >= key) break;
+      keys_[i] = keys_[best];
+      i = best;
+    }
+    keys_[i] = key;
+  }
+  std::vector<uint64_t> keys_;
 };
 
 void AddSymbol(int32_t id, int32_t len, std::vector<Symbol>* symbols) {
@@ -94,6 +141,14 @@ absl::StatusOr<BpeModel> BpeModel::FromJson(const rapidjson::Value& json) {
   HS_ASSIGN_OR_RETURN(m.fuse_unk_, OptionalBool(json, "fuse_unk", false, kWhere));
   HS_ASSIGN_OR_RETURN(m.byte_fallback_, OptionalBool(json, "byte_fallback", false, kWhere));
   HS_ASSIGN_OR_RETURN(m.ignore_merges_, OptionalBool(json, "ignore_merges", false, kWhere));
+  m.small_char_ids_.assign(0x800, -1);
+  for (char32_t c = 0; c < 0x800; ++c) {
+    std::string utf8;
+    AppendUtf8(c, &utf8);
+    if (auto it = m.vocab_.find(AbslView(utf8)); it != m.vocab_.end()) {
+      m.small_char_ids_[c] = it->second;
+    }
+  }
   for (int b = 0; b < 256; ++b) {
     auto it = m.vocab_.find(absl::StrFormat("<0x%02X>", b));
     m.byte_ids_[b] = it == m.vocab_.end() ? -1 : it->second;
@@ -109,6 +164,7 @@ absl::StatusOr<BpeModel> BpeModel::FromJson(const rapidjson::Value& json) {
 
 absl::Status BpeModel::AddMerges(const rapidjson::Value& merges) {
   merges_.reserve(merges.Size());
+  rank_to_new_id_.reserve(merges.Size());
   const size_t prefix_len = continuing_subword_prefix_.size();
   std::string merged;
   int32_t rank = 0;
@@ -145,6 +201,7 @@ absl::Status BpeModel::AddMerges(const rapidjson::Value& merges) {
     }
     // A repeated pair takes the later rank, as in `tokenizers`.
     merges_[PairKey(ia->second, ib->second)] = Merge{rank, im->second};
+    rank_to_new_id_.push_back(im->second);
     ++rank;
   }
   return absl::OkStatus();
@@ -197,12 +254,20 @@ absl::Status BpeModel::Tokenize(std::string_view word, std::vector<int32_t>* ids
       if (pos == word.size()) affixed.append(end_of_word_suffix_);
       s = affixed;
     }
-    if (auto it = vocab_.find(AbslView(s)); it != vocab_.end()) {
+    int32_t id = -1;
+    if (!affixes && byte_len <= 2) {
+      size_t p = 0;
+      const char32_t c = NextCodePoint(s, &p);
+      id = small_char_ids_[c];
+    } else if (auto it = vocab_.find(AbslView(s)); it != vocab_.end()) {
+      id = it->second;
+    }
+    if (id >= 0) {
       if (unk_id >= 0) {
         AddSymbol(unk_id, unk_len, &symbols);
         unk_id = -1;
       }
-      AddSymbol(it->second, byte_len, &symbols);
+      AddSymbol(id, byte_len, &symbols);
       continue;
     }
     if (byte_fallback_) {
@@ -231,41 +296,42 @@ absl::Status BpeModel::Tokenize(std::string_view word, std::vector<int32_t>* ids
   }
   if (unk_id >= 0) AddSymbol(unk_id, unk_len, &symbols);
 
-  // 2. Merge, lowest rank first (leftmost on ties).
-  std::vector<Candidate> storage;
-  storage.reserve(symbols.size());
-  std::priority_queue<Candidate, std::vector<Candidate>, CandidateAfter> queue(
-      CandidateAfter{}, std::move(storage));
+  // 2. Merge, lowest rank first (leftmost on ties). Like `tokenizers`, an
+  // entry is stale when the pair now at its position merges into a different
+  // token than the one the entry was queued for.
+  CandidateHeap heap;
+  heap.Reserve(symbols.size() + symbols.size() / 2);
   for (size_t i = 0; i + 1 < symbols.size(); ++i) {
     if (const Merge* m = FindMerge(symbols[i].id, symbols[i + 1].id)) {
-      queue.push(Candidate{m->rank, static_cast<int32_t>(i), m->new_id});
+      heap.AddUnordered(CandidateHeap::Key(m->rank, static_cast<int32_t>(i)));
     }
   }
-  while (!queue.empty()) {
-    const Candidate top = queue.top();
-    queue.pop();
-    Symbol& left = symbols[top.pos];
+  heap.Heapify();
+  while (!heap.empty()) {
+    const uint64_t top = heap.Pop();
+    const int32_t pos = CandidateHeap::Pos(top);
+    Symbol& left = symbols[pos];
     if (left.len == 0 || left.next < 0) continue;
     const Symbol right = symbols[left.next];
-    // Stale entries: the pair at this position changed since it was queued.
     const Merge* current = FindMerge(left.id, right.id);
-    if (current == nullptr || current->new_id != top.new_id) continue;
-
+    if (current == nullptr || current->new_id != rank_to_new_id_[CandidateHeap::Rank(top)]) {
+      continue;
+    }
     const int32_t right_pos = left.next;
-    left.id = top.new_id;
+    left.id = current->new_id;
     left.len += right.len;
     left.next = right.next;
     symbols[right_pos].len = 0;
-    if (right.next >= 0) symbols[right.next].prev = top.pos;
+    if (right.next >= 0) symbols[right.next].prev = pos;
 
     if (left.prev >= 0) {
       if (const Merge* m = FindMerge(symbols[left.prev].id, left.id)) {
-        queue.push(Candidate{m->rank, left.prev, m->new_id});
+        heap.Push(CandidateHeap::Key(m->rank, left.prev));
       }
     }
     if (left.next >= 0) {
       if (const Merge* m = FindMerge(left.id, symbols[left.next].id)) {
-        queue.push(Candidate{m->rank, top.pos, m->new_id});
+        heap.Push(CandidateHeap::Key(m->rank, pos));
       }
     }
   }

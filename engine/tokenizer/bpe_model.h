@@ -66,6 +66,8 @@ class BpeModel {
   std::vector<std::string> id_to_token_;
   std::vector<bool> has_id_;
   absl::flat_hash_map<uint64_t, Merge> merges_;
+  std::vector<int32_t> rank_to_new_id_;  // by merge rank
+  std::vector<int32_t> small_char_ids_;  // id of each code point < U+0800, or -1
   std::optional<std::string> unk_token_;
   std::string continuing_subword_prefix_;  // empty: none
   std::string end_of_word_suffix_;         // empty: none
