@@ -18,8 +18,10 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "engine/tokenizer/incremental_detokenizer.h"
 #include "engine/tokenizer/tokenizer.h"
@@ -133,6 +135,14 @@ absl::StatusOr<std::string> DecodeLine(const Tokenizer& tok, const std::string& 
 }  // namespace
 
 int main(int argc, char** argv) {
+  absl::FlagsUsageConfig usage;
+  // Show this file's flags under --help (Abseil matches flag files against the
+  // binary's name, hs_...; it would find none).
+  usage.contains_help_flags = [](absl::string_view file) {
+    return absl::EndsWith(file, "/tokenize.cc");
+  };
+  usage.contains_helpshort_flags = usage.contains_help_flags;
+  absl::SetFlagsUsageConfig(usage);
   absl::SetProgramUsageMessage(
       "Tokenizes JSON-lines input with a Hugging Face tokenizer.json.\n"
       "Encode (default): stdin lines are JSON strings, stdout lines JSON lists of ids.\n"
