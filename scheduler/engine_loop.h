@@ -1,0 +1,153 @@
+// EngineLoop: the one thread that owns all sequence state — the running and
+// waiting lists, the KV block manager and the Engine. gRPC threads only call
+// Submit (and set cancel flags on TokenStreams); every iteration the loop
+//   drains the inbox → drops cancelled / expired requests → plans the step
+//   (decodes first, then prefill chunks, then admissions, within the token
+//   budget; nothing mutated yet) → applies it (blocks) → Engine::Step →
+//   samples → appends tokens → stop checks → emits events → frees what
+//   finished.
+// This first version admits a request only when the KV cache can hold its
+// prompt plus max_new_tokens (blocks are reserved, so no running sequence ever
+// runs out and nothing is preempted); prefill is chunked to the step's token
+// budget.
+// Thread-safe (public methods); the loop's state is owned by its thread.
+#ifndef HYBRIDSERVE_SCHEDULER_ENGINE_LOOP_H_
+#define HYBRIDSERVE_SCHEDULER_ENGINE_LOOP_H_
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "engine/runtime/engine.h"
+#include "engine/sampler.h"
+#include "engine/tokenizer/tokenizer.h"
+#include "scheduler/block_manager.h"
+#include "scheduler/request.h"
+#include "scheduler/sequence.h"
+
+namespace hybridserve::scheduler {
+
+struct EngineLoopOptions {
+  int64_t max_num_seqs = 64;         // sequences running at once
+  int64_t max_batched_tokens = 2048; // tokens in one step
+  int64_t max_queue = 1024;          // requests waiting (not yet running)
+  // Prompt-logprob rows computed per step for one sequence (bounds the logits
+  // materialised at once: rows x vocabulary).
+  int64_t prompt_logprobs_chunk = 256;
+  // Called after every step with its statistics (metrics); may be empty.
+  std::function<void(const struct StepStats&)> on_step;
+};
+
+struct StepStats {
+  int64_t num_tokens = 0;
+  int64_t num_seqs = 0;
+  int64_t num_prefill_tokens = 0;
+  double forward_seconds = 0.0;
+};
+
+// A snapshot of the loop's load, safe to read from any thread.
+struct LoopLoad {
+  int64_t free_kv_blocks = 0;
+  int64_t total_kv_blocks = 0;
+  int32_t running = 0;
+  int32_t waiting = 0;
+};
+
+class EngineLoop {
+ public:
+  // `engine` and `tokenizer` must outlive the loop.
+  EngineLoop(engine::Engine* engine, const engine::tokenizer::Tokenizer* tokenizer,
+             const EngineLoopOptions& options);
+  ~EngineLoop();  // Stop()s
+
+  // Runs one step at the largest batch the options allow, then frees it.
+  // REQUIRES: called before Start().
+  absl::Status Warmup();
+  void Start();
+
+  // Hands a validated request to the loop. UNAVAILABLE when draining or
+  // stopped; RESOURCE_EXHAUSTED when max_queue requests already wait;
+  // INVALID_ARGUMENT when it can never fit the KV cache. On error the request
+  // is dropped and nothing is pushed to its stream.
+  absl::Status Submit(std::unique_ptr<Request> request);
+
+  // Refuses new submissions from now on; running and waiting requests go on.
+  void BeginDrain();
+  // Waits until nothing runs or waits, or `deadline`. True when idle.
+  bool WaitUntilIdle(absl::Time deadline);
+  // Ends every request still running or waiting: final event with finish
+  // cancelled and `status`. Returns how many were ended.
+  int CancelAll(absl::Status status);
+  // Stops and joins the thread (cancelling what is left with UNAVAILABLE).
+  void Stop();
+
+  LoopLoad load() const;
+
+ private:
+  void Run();
+  // One iteration; false when there was nothing to do.
+  bool Iterate();
+  void DrainInbox();
+  void DropCancelled();
+  // Ends `seq` with `reason` / `status`: frees its blocks and pushes `event`
+  // as its final event (with the text still held back when flush_text).
+  // The caller removes it from its list.
+  void Finish(Sequence& seq, FinishReason reason, absl::Status status,
+              TokenEvent event, bool flush_text);
+  // Finishes every running and waiting sequence (cancelled, `status`).
+  void EndAll(absl::Status status);
+  // Samples the next token of `seq` from its logits row, runs the stop checks
+  // and emits the event.
+  void SampleAndEmit(Sequence& seq, const float* logits_row);
+  // Accumulates the prompt logprobs of positions first_pos .. first_pos+n-1.
+  void EmitPromptLogprobs(Sequence& seq, const float* rows, int64_t first_pos, int64_t n);
+  void PublishLoad();
+  // KV blocks `seq` may need in all (prompt + max_new_tokens, capped by the
+  // model length).
+  int64_t ReservedBlocks(const Sequence& seq) const;
+  // Blocks promised to running sequences but not yet allocated.
+  int64_t PromisedBlocks() const;
+  // Tokens of `seq` to compute this step, given the budget left.
+  int64_t ChunkLimit(const Sequence& seq, int64_t budget) const;
+
+  engine::Engine* const engine_;
+  const engine::tokenizer::Tokenizer* const tokenizer_;
+  const EngineLoopOptions options_;
+
+  // Inbox from gRPC threads.
+  mutable absl::Mutex mu_;
+  std::vector<std::unique_ptr<Request>> inbox_ ABSL_GUARDED_BY(mu_);
+  bool draining_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool idle_ ABSL_GUARDED_BY(mu_) = true;
+  int pending_cancel_all_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Status cancel_all_status_ ABSL_GUARDED_BY(mu_);
+  std::thread thread_;
+  bool started_ = false;
+
+  // Owned by the loop thread.
+  BlockManager blocks_;
+  engine::Sampler sampler_;
+  std::deque<std::unique_ptr<Sequence>> waiting_;
+  std::vector<std::unique_ptr<Sequence>> running_;
+  int64_t next_seq_id_ = 0;
+  engine::StepOutput step_out_;
+  std::vector<int32_t> banned_;  // scratch for SampleAndEmit
+
+  // Published for load().
+  std::atomic<int64_t> free_blocks_{0};
+  std::atomic<int32_t> num_running_{0};
+  std::atomic<int32_t> num_waiting_{0};
+};
+
+}  // namespace hybridserve::scheduler
+
+#endif  // HYBRIDSERVE_SCHEDULER_ENGINE_LOOP_H_

@@ -1,0 +1,48 @@
+// ServerConfig: every command-line flag of the server, parsed and validated.
+#ifndef HYBRIDSERVE_SERVER_CONFIG_H_
+#define HYBRIDSERVE_SERVER_CONFIG_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace hybridserve::server {
+
+struct ServerConfig {
+  std::string model;              // checkpoint folder
+  std::string served_model_name;  // default: the folder's name
+  std::string host = "0.0.0.0";
+  int port = 50051;               // 0: pick a free port
+  std::string device = "auto";
+  std::string dtype = "auto";
+  int threads = 0;
+  int64_t max_num_seqs = 64;
+  int64_t max_batched_tokens = 2048;
+  int64_t max_model_len = 0;
+  int64_t block_tokens = 16;
+  uint64_t kv_cache_bytes = 256ull << 20;
+  double gpu_memory_fraction = 0.9;
+  int64_t max_queue = 1024;
+  absl::Duration drain_timeout = absl::Seconds(30);
+  int32_t default_max_new_tokens = 256;
+  int32_t max_logprobs = 20;
+  int64_t max_input_bytes = 1 << 20;
+  int64_t max_stop_strings = 16;
+  int64_t max_stop_string_bytes = 256;
+  int64_t outbox_events = 512;
+  std::string ready_file;  // written with the port once serving
+};
+
+// Parses argv (flags may be spelled --foo-bar or --foo_bar). Prints usage and
+// exits on --help. Errors name the flag and the allowed values.
+absl::StatusOr<ServerConfig> ParseServerFlags(int argc, char** argv);
+
+// Checks ranges and combinations; errors name the flag.
+absl::Status Validate(const ServerConfig& config);
+
+}  // namespace hybridserve::server
+
+#endif  // HYBRIDSERVE_SERVER_CONFIG_H_

@@ -1,0 +1,142 @@
+// hybridserve: flags → Engine, tokenizer, EngineLoop, gRPC services → warm up →
+// serve → drain on SIGTERM.
+#include <signal.h>
+
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "engine/runtime/engine.h"
+#include "engine/tokenizer/tokenizer.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/grpcpp.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "scheduler/engine_loop.h"
+#include "server/config.h"
+#include "server/inference_service.h"
+
+namespace hybridserve::server {
+namespace {
+
+void Log(const std::string& line) {
+  const std::string now = absl::FormatTime("%Y-%m-%d %H:%M:%E3S", absl::Now(), absl::LocalTimeZone());
+  std::fprintf(stderr, "%s %s\n", now.c_str(), line.c_str());
+}
+
+int Fail(const absl::Status& status) {
+  Log(absl::StrCat("error: ", status.ToString()));
+  return 1;
+}
+
+std::vector<int32_t> MergeEos(const engine::ModelConfig& m, const engine::GenerationConfig& g) {
+  std::vector<int32_t> ids;
+  for (int64_t id : m.eos_token_ids) ids.push_back(static_cast<int32_t>(id));
+  for (int64_t id : g.eos_token_ids) {
+    if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(static_cast<int32_t>(id));
+  }
+  return ids;
+}
+
+int Serve(int argc, char** argv) {
+  // Signals are taken by sigwait below: block them before any thread starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  absl::StatusOr<ServerConfig> parsed = ParseServerFlags(argc, argv);
+  if (!parsed.ok()) return Fail(parsed.status());
+  const ServerConfig& config = *parsed;
+  if (absl::Status st = Validate(config); !st.ok()) return Fail(st);
+
+  engine::EngineOptions eo;
+  eo.model_dir = config.model;
+  eo.device = config.device;
+  eo.dtype = config.dtype;
+  eo.num_threads = config.threads;
+  eo.kv_cache_bytes = config.kv_cache_bytes;
+  eo.block_tokens = config.block_tokens;
+  eo.max_num_tokens = config.max_batched_tokens;
+  eo.max_num_seqs = config.max_num_seqs;
+  eo.max_model_len = config.max_model_len;
+  eo.log = Log;
+  absl::StatusOr<std::unique_ptr<engine::Engine>> engine = engine::Engine::Create(eo);
+  if (!engine.ok()) return Fail(engine.status());
+  Log(absl::StrCat("loading tokenizer from ", config.model));
+  engine::tokenizer::TokenizerOptions to;
+  to.max_input_bytes = static_cast<size_t>(config.max_input_bytes);
+  auto tokenizer = engine::tokenizer::Tokenizer::FromFile(config.model, to);
+  if (!tokenizer.ok()) return Fail(tokenizer.status());
+
+  scheduler::EngineLoopOptions lo;
+  lo.max_num_seqs = config.max_num_seqs;
+  lo.max_batched_tokens = config.max_batched_tokens;
+  lo.max_queue = config.max_queue;
+  scheduler::EngineLoop loop(engine->get(), tokenizer->get(), lo);
+  Log("warm-up step");
+  const absl::Time warm_start = absl::Now();
+  if (absl::Status st = loop.Warmup(); !st.ok()) return Fail(st);
+  Log(absl::StrFormat("warm-up done in %.2f s", absl::ToDoubleSeconds(absl::Now() - warm_start)));
+
+  ModelContext model;
+  model.config = config;
+  model.served_name = config.served_model_name;
+  model.model = (*engine)->config();
+  model.generation = (*engine)->generation_config();
+  model.memory = (*engine)->memory_plan();
+  model.max_model_len = (*engine)->max_model_len();
+  model.device = (*engine)->device_name();
+  model.eos_token_ids = MergeEos(model.model, model.generation);
+  model.tokenizer = tokenizer->get();
+  model.loop = &loop;
+
+  InferenceService service(&model);
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(absl::StrCat(config.host, ":", config.port),
+                           grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&service);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || port == 0) {
+    return Fail(absl::UnavailableError(absl::StrCat("cannot listen on ", config.host, ":", config.port)));
+  }
+  loop.Start();
+  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
+  health->SetServingStatus(true);
+  Log(absl::StrCat("serving '", model.served_name, "' on ", config.host, ":", port,
+                   " (gRPC hybridserve.v1.Inference; health and reflection enabled)"));
+  if (!config.ready_file.empty()) {
+    const std::string tmp = config.ready_file + ".tmp";
+    std::ofstream(tmp) << port << "\n";
+    std::rename(tmp.c_str(), config.ready_file.c_str());
+  }
+
+  int signal_number = 0;
+  sigwait(&signals, &signal_number);
+  Log(absl::StrCat("signal ", signal_number, ": draining (up to ",
+                   absl::FormatDuration(config.drain_timeout), ")"));
+  health->SetServingStatus(false);
+  service.StopAccepting();
+  loop.BeginDrain();
+  if (!loop.WaitUntilIdle(absl::Now() + config.drain_timeout)) {
+    const int ended = loop.CancelAll(absl::UnavailableError("the server shut down before the request finished"));
+    Log(absl::StrCat("drain timeout: cancelled ", ended, " requests"));
+  }
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  loop.Stop();
+  Log("stopped");
+  return 0;
+}
+
+}  // namespace
+}  // namespace hybridserve::server
+
+int main(int argc, char** argv) { return hybridserve::server::Serve(argc, argv); }
