@@ -4,8 +4,11 @@
 // JSON list of its token ids. Decode (--decode): each stdin line is a JSON list
 // of ids; each stdout line is the decoded JSON string, or with --stream the JSON
 // list of pieces the incremental detokenizer emitted (their concatenation is
-// the decoded text). A line that fails prints {"error": "..."} and the tool
-// exits 1 after the last line; a tokenizer that fails to load exits 2.
+// the decoded text). A line may instead be an object that overrides the flags
+// for that line: {"text": "...", "add_special_tokens": false} or
+// {"ids": [...], "skip_special_tokens": true, "stream": true}. A line that
+// fails prints {"error": "..."} and the tool exits 1 after the last line; a
+// tokenizer that fails to load exits 2.
 //
 //   echo '"Hello world"' | hs_tokenize --tokenizer=/models/llama3
 //   echo '[9906, 1917]' | hs_tokenize --tokenizer=/models/llama3 --decode
@@ -93,13 +96,28 @@ absl::StatusOr<rapidjson::Document> ParseLine(const std::string& line) {
   return doc;
 }
 
+// A boolean member of a line object, or the flag's value when absent.
+absl::StatusOr<bool> LineOption(const rapidjson::Value& line, const char* key, bool flag) {
+  if (!line.IsObject()) return flag;
+  auto it = line.FindMember(key);
+  if (it == line.MemberEnd()) return flag;
+  if (!it->value.IsBool()) return absl::InvalidArgumentError(absl::StrCat(key, " must be true or false"));
+  return it->value.GetBool();
+}
+
 absl::StatusOr<std::string> EncodeLine(const Tokenizer& tok, const std::string& line) {
   absl::StatusOr<rapidjson::Document> doc = ParseLine(line);
   if (!doc.ok()) return doc.status();
-  if (!doc->IsString()) return absl::InvalidArgumentError("encode input must be a JSON string");
-  absl::StatusOr<std::vector<int32_t>> ids = tok.Encode(
-      std::string_view(doc->GetString(), doc->GetStringLength()),
-      absl::GetFlag(FLAGS_add_special_tokens));
+  const rapidjson::Value* text = &*doc;
+  if (doc->IsObject() && doc->HasMember("text")) text = &(*doc)["text"];
+  if (!text->IsString()) {
+    return absl::InvalidArgumentError("encode input must be a JSON string or {\"text\": ...}");
+  }
+  absl::StatusOr<bool> add = LineOption(*doc, "add_special_tokens",
+                                        absl::GetFlag(FLAGS_add_special_tokens));
+  if (!add.ok()) return add.status();
+  absl::StatusOr<std::vector<int32_t>> ids =
+      tok.Encode(std::string_view(text->GetString(), text->GetStringLength()), *add);
   if (!ids.ok()) return ids.status();
   return JsonIds(*ids);
 }
@@ -107,14 +125,23 @@ absl::StatusOr<std::string> EncodeLine(const Tokenizer& tok, const std::string& 
 absl::StatusOr<std::string> DecodeLine(const Tokenizer& tok, const std::string& line) {
   absl::StatusOr<rapidjson::Document> doc = ParseLine(line);
   if (!doc.ok()) return doc.status();
-  if (!doc->IsArray()) return absl::InvalidArgumentError("decode input must be a JSON list of ids");
+  const rapidjson::Value* list = &*doc;
+  if (doc->IsObject() && doc->HasMember("ids")) list = &(*doc)["ids"];
+  const auto bad_input = absl::InvalidArgumentError(
+      "decode input must be a JSON list of ids or {\"ids\": [...]}");
+  if (!list->IsArray()) return bad_input;
   std::vector<int32_t> ids;
-  for (const auto& v : doc->GetArray()) {
-    if (!v.IsInt()) return absl::InvalidArgumentError("decode input must be a JSON list of ids");
+  for (const auto& v : list->GetArray()) {
+    if (!v.IsInt()) return bad_input;
     ids.push_back(v.GetInt());
   }
-  const bool skip = absl::GetFlag(FLAGS_skip_special_tokens);
-  if (!absl::GetFlag(FLAGS_stream)) {
+  absl::StatusOr<bool> skip_or =
+      LineOption(*doc, "skip_special_tokens", absl::GetFlag(FLAGS_skip_special_tokens));
+  if (!skip_or.ok()) return skip_or.status();
+  absl::StatusOr<bool> stream = LineOption(*doc, "stream", absl::GetFlag(FLAGS_stream));
+  if (!stream.ok()) return stream.status();
+  const bool skip = *skip_or;
+  if (!*stream) {
     absl::StatusOr<std::string> text = tok.Decode(ids, skip);
     if (!text.ok()) return text.status();
     return JsonString(*text);
@@ -148,6 +175,9 @@ int main(int argc, char** argv) {
       "Encode (default): stdin lines are JSON strings, stdout lines JSON lists of ids.\n"
       "Decode (--decode): stdin lines are JSON lists of ids, stdout lines JSON strings\n"
       "(with --stream: JSON lists of the incremental detokenizer's pieces).\n"
+      "A line may be an object overriding the flags for that line:\n"
+      "  {\"text\": \"...\", \"add_special_tokens\": false}   (encode)\n"
+      "  {\"ids\": [1, 2], \"skip_special_tokens\": true, \"stream\": true}   (decode)\n"
       "A failing line prints {\"error\": ...}; the exit status is then 1.\n"
       "Example: echo '\"Hello\"' | hs_tokenize --tokenizer=path/to/tokenizer.json");
   absl::ParseCommandLine(argc, argv);

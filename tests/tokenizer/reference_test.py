@@ -105,12 +105,15 @@ def check_tokenizer(tool, name, path, corpus, must_roundtrip):
     from tokenizers import Tokenizer
     hf = Tokenizer.from_file(str(path))
     c = Checker(name)
-    lines = [json.dumps(s) for s in corpus]
+    # One run of the tool per mode (loading a tokenizer is the slow part under
+    # sanitizers): each line carries its own options.
+    lines = [json.dumps({"text": s, "add_special_tokens": add})
+             for add in (False, True) for s in corpus]
+    got = run_tool(tool, path, [], lines)
     encodings = {}
-    for add in (False, True):
+    for k, add in enumerate((False, True)):
         expected = [hf.encode(s, add_special_tokens=add).ids for s in corpus]
-        got = run_tool(tool, path, [f"--add_special_tokens={str(add).lower()}"], lines)
-        for s, e, g in zip(corpus, expected, got):
+        for s, e, g in zip(corpus, expected, got[k * len(corpus):(k + 1) * len(corpus)]):
             if g != e:
                 c.fail(f"encode(add_special_tokens={add}) {s[:60]!r}: ours {g} vs {e}"
                        if not isinstance(g, dict) else f"encode {s[:60]!r}: error {g}")
@@ -118,22 +121,22 @@ def check_tokenizer(tool, name, path, corpus, must_roundtrip):
 
     rng = random.Random(name)
     seqs = encodings[False] + encodings[True] + random_sequences(hf, rng) + byte_sequences(hf, rng)
-    seq_lines = [json.dumps(s) for s in seqs]
-    decoded = {}
-    for skip in (False, True):
+    modes = [(False, True), (True, True), (False, False)]  # (skip_special_tokens, stream)
+    lines = [json.dumps({"ids": s, "skip_special_tokens": skip, "stream": stream})
+             for skip, stream in modes for s in seqs]
+    got = run_tool(tool, path, ["--decode"], lines)
+    for k, (skip, stream) in enumerate(modes):
         expected = [hf.decode(s, skip_special_tokens=skip) for s in seqs]
-        got = run_tool(tool, path, ["--decode", "--stream",
-                                    f"--skip_special_tokens={str(skip).lower()}"], seq_lines)
-        for ids, e, g in zip(seqs, expected, got):
-            if not isinstance(g, list) or not all(isinstance(p, str) for p in g):
+        results = got[k * len(seqs):(k + 1) * len(seqs)]
+        for ids, e, g in zip(seqs, expected, results):
+            if stream and (not isinstance(g, list) or not all(isinstance(p, str) for p in g)):
                 c.fail(f"stream decode {ids[:20]}: {g}")
-            elif "".join(g) != e:
+            elif stream and "".join(g) != e:
                 c.fail(f"stream decode(skip={skip}) {ids[:20]}: ours {''.join(g)!r} vs {e!r}")
-        decoded[skip] = expected
-    whole = run_tool(tool, path, ["--decode", "--skip_special_tokens=false"], seq_lines)
-    for ids, e, g in zip(seqs, decoded[False], whole):
-        if g != e:
-            c.fail(f"decode {ids[:20]}: ours {g!r} vs {e!r}")
+            elif not stream and g != e:
+                c.fail(f"decode {ids[:20]}: ours {g!r} vs {e!r}")
+        if not stream:
+            whole = results
 
     # Round trip on our own decode of our own ids (equal to the reference's
     # when the checks above pass).
@@ -156,6 +159,24 @@ def check_tokenizer(tool, name, path, corpus, must_roundtrip):
     print(f"{name}: {len(corpus)} strings x 2 encodes, {len(seqs)} id sequences x 3 decodes; "
           f"round trip {ours_ok}/{eligible} (tokenizers {hf_ok}/{eligible}); "
           f"{'OK' if c.failures == 0 else f'{c.failures} MISMATCHES'}")
+    return c.failures
+
+
+def check_flags(tool, path, corpus):
+    """The flag forms of the options (the per-line objects are used above)."""
+    from tokenizers import Tokenizer
+    hf = Tokenizer.from_file(str(path))
+    c = Checker("flags")
+    got = run_tool(tool, path, ["--add_special_tokens=false"], [json.dumps(s) for s in corpus])
+    seqs = [hf.encode(s).ids for s in corpus]
+    for s, g in zip(corpus, got):
+        if g != hf.encode(s, add_special_tokens=False).ids:
+            c.fail(f"--add_special_tokens=false {s!r}: {g}")
+    got = run_tool(tool, path, ["--decode", "--stream", "--skip_special_tokens=true"],
+                   [json.dumps(s) for s in seqs])
+    for ids, g in zip(seqs, got):
+        if "".join(g) != hf.decode(ids, skip_special_tokens=True):
+            c.fail(f"--decode --stream --skip_special_tokens {ids}: {g}")
     return c.failures
 
 
@@ -190,6 +211,8 @@ def main():
             targets = {n: (root / n / "tokenizer.json", True) for n in names}
         for name, (path, must_roundtrip) in targets.items():
             failures += check_tokenizer(args.hs_tokenize, name, path, corpus, must_roundtrip)
+        if args.set == "trained":
+            failures += check_flags(args.hs_tokenize, targets["gpt2"][0], corpus[100:140])
     print("FAILED" if failures else "PASSED")
     return 1 if failures else 0
 

@@ -28,7 +28,7 @@ struct Case {
   bool byte_level_round_trip;  // decode(encode(s)) == s for every valid UTF-8 s
 };
 
-std::vector<Case> Tokenizers() {
+std::vector<Case> MakeTokenizers() {
   std::vector<Case> cases;
   auto add = [&](std::string name, absl::StatusOr<std::unique_ptr<Tokenizer>> t, bool rt) {
     EXPECT_TRUE(t.ok()) << name << ": " << t.status();
@@ -48,6 +48,12 @@ std::vector<Case> Tokenizers() {
     }
   }
   return cases;
+}
+
+// Built once per test binary (loading real files is slow under sanitizers).
+std::vector<Case>& Tokenizers() {
+  static auto* cases = new std::vector<Case>(MakeTokenizers());
+  return *cases;
 }
 
 std::string RandomBytes(std::mt19937& rng) {
