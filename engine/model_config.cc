@@ -1,6 +1,8 @@
 #include "engine/model_config.h"
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numbers>
 #include <utility>
 
@@ -16,7 +18,14 @@ namespace {
 
 absl::string_view Sv(std::string_view s) { return {s.data(), s.size()}; }
 
-constexpr const char* kSupportedArchitectures[] = {"LlamaForCausalLM"};
+constexpr const char* kSupportedArchitectures[] = {"LlamaForCausalLM",
+                                                   "Mamba2ForCausalLM"};
+
+// config `model_type` expected for each architecture.
+const char* ExpectedModelType(std::string_view arch) {
+  if (arch == "Mamba2ForCausalLM") return "mamba2";
+  return "llama";
+}
 
 absl::Status Invalid(std::string_view source, std::string_view message) {
   return absl::InvalidArgumentError(absl::StrCat(Sv(source), ": ", Sv(message)));
@@ -218,41 +227,212 @@ int64_t ModelConfig::num_attention_layers() const {
   return n;
 }
 
+int64_t ModelConfig::num_ssm_layers() const {
+  return static_cast<int64_t>(layer_kinds.size()) - num_attention_layers();
+}
+
+uint64_t ModelConfig::state_bytes_per_seq() const {
+  uint64_t bytes = 0;
+  for (LayerKind k : layer_kinds) {
+    if (k == LayerKind::kAttention) continue;
+    bytes += ssm.conv_state_bytes(k) + ssm.ssm_state_bytes(k);
+  }
+  return bytes;
+}
+
+int64_t SsmConfig::conv_channels(LayerKind kind) const {
+  return kind == LayerKind::kMamba2 ? d_inner + 2 * n_groups * d_state : d_inner;
+}
+
+uint64_t SsmConfig::conv_state_bytes(LayerKind kind) const {
+  return static_cast<uint64_t>(conv_channels(kind)) * (d_conv - 1) * sizeof(float);
+}
+
+uint64_t SsmConfig::ssm_state_bytes(LayerKind kind) const {
+  // Mamba-2: [num_heads, head_dim, d_state] (num_heads * head_dim == d_inner);
+  // Mamba-1: [d_inner, d_state]. Same count either way.
+  (void)kind;
+  return static_cast<uint64_t>(d_inner) * d_state * sizeof(float);
+}
+
 int64_t ModelConfig::rotary_dim() const {
   // transformers: int(head_dim * partial_rotary_factor).
   return static_cast<int64_t>(static_cast<double>(head_dim) *
                               rope.partial_rotary_factor);
 }
 
-absl::StatusOr<ModelConfig> ParseModelConfig(std::string_view json_text,
-                                             std::string_view source) {
-  HS_ASSIGN_OR_RETURN(rapidjson::Document doc,
-                      ParseJsonObject(json_text, source));
-  ModelConfig c;
-  HS_ASSIGN_OR_RETURN(c.architecture, ParseArchitecture(doc, source));
-  HS_ASSIGN_OR_RETURN(std::optional<std::string> model_type,
-                      JsonString(doc, "model_type", source));
-  c.model_type = model_type.value_or("");
-  if (!c.model_type.empty() && c.model_type != "llama") {
-    return Invalid(source, absl::StrCat("model_type \"", c.model_type,
-                                        "\" does not match architecture ",
-                                        c.architecture, " (expected \"llama\")"));
+namespace {
+
+absl::Status ParseTokenIdsAndDtype(const rapidjson::Value& doc,
+                                   std::string_view source, ModelConfig& c) {
+  HS_ASSIGN_OR_RETURN(c.bos_token_id, JsonInt(doc, "bos_token_id", source));
+  HS_ASSIGN_OR_RETURN(c.eos_token_ids,
+                      JsonIntOrIntList(doc, "eos_token_id", source));
+  HS_ASSIGN_OR_RETURN(c.pad_token_id, JsonInt(doc, "pad_token_id", source));
+  auto check_id = [&](const char* key, int64_t id) -> absl::Status {
+    if (id < 0 || id >= c.vocab_size) {
+      return Invalid(source, absl::StrCat("\"", key, "\" ", id,
+                                          " is outside the vocabulary [0, ",
+                                          c.vocab_size, ")"));
+    }
+    return absl::OkStatus();
+  };
+  if (c.bos_token_id) HS_RETURN_IF_ERROR(check_id("bos_token_id", *c.bos_token_id));
+  if (c.pad_token_id) HS_RETURN_IF_ERROR(check_id("pad_token_id", *c.pad_token_id));
+  for (int64_t id : c.eos_token_ids) {
+    HS_RETURN_IF_ERROR(check_id("eos_token_id", id));
   }
 
-  HS_ASSIGN_OR_RETURN(c.vocab_size,
-                      RequiredPositiveInt(doc, "vocab_size", source));
-  HS_ASSIGN_OR_RETURN(c.hidden_size,
-                      RequiredPositiveInt(doc, "hidden_size", source));
+  // transformers v5 writes "dtype"; v4 wrote "torch_dtype".
+  HS_ASSIGN_OR_RETURN(std::optional<std::string> dtype,
+                      JsonString(doc, "dtype", source));
+  if (!dtype.has_value()) {
+    HS_ASSIGN_OR_RETURN(dtype, JsonString(doc, "torch_dtype", source));
+  }
+  c.torch_dtype = dtype.value_or("");
+  if (!c.torch_dtype.empty() && c.torch_dtype != "float32" &&
+      c.torch_dtype != "bfloat16" && c.torch_dtype != "float16") {
+    return Invalid(source, absl::StrCat("unsupported dtype \"", c.torch_dtype,
+                                        "\" (supported: float32, bfloat16, "
+                                        "float16)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckSiluActivation(const rapidjson::Value& doc, const char* key,
+                                 std::string_view source) {
+  HS_ASSIGN_OR_RETURN(std::optional<std::string> act, JsonString(doc, key, source));
+  if (act.has_value() && *act != "silu" && *act != "swish") {
+    return Invalid(source, absl::StrCat("unsupported \"", key, "\" \"", *act,
+                                        "\" (supported: silu)"));
+  }
+  return absl::OkStatus();
+}
+
+// Options of mamba_ssm-style configs the graph does not implement: rejected
+// when present with a value other than the one we implement.
+absl::Status RejectUnsupportedSsmOptions(const rapidjson::Value& doc,
+                                         std::string_view source) {
+  const std::pair<const char*, bool> bools[] = {
+      {"norm_before_gate", false}, {"rmsnorm", true}, {"D_has_hdim", false},
+      {"use_mambapy", false}};
+  for (const auto& [key, supported] : bools) {
+    auto it = doc.FindMember(key);
+    if (it == doc.MemberEnd() || it->value.IsNull()) continue;
+    HS_ASSIGN_OR_RETURN(std::optional<bool> v, JsonBool(doc, key, source));
+    if (v.has_value() && *v != supported) {
+      return Invalid(source, absl::StrCat("unsupported \"", key, "\": ",
+                                          *v ? "true" : "false", " (supported: ",
+                                          supported ? "true" : "false", ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// A JSON number, or transformers' encoding of a non-finite float:
+// {"__float__": "Infinity" | "-Infinity" | "NaN"} (transformers 5 writes
+// float("inf") that way; older versions wrote the bare literal Infinity,
+// which the parser also accepts).
+std::optional<double> JsonFloatValue(const rapidjson::Value& v) {
+  if (v.IsNumber()) return v.GetDouble();
+  if (!v.IsObject() || v.MemberCount() != 1) return std::nullopt;
+  auto it = v.FindMember("__float__");
+  if (it == v.MemberEnd() || !it->value.IsString()) return std::nullopt;
+  const std::string s(it->value.GetString(), it->value.GetStringLength());
+  if (s == "Infinity" || s == "inf") return std::numeric_limits<double>::infinity();
+  if (s == "-Infinity" || s == "-inf") return -std::numeric_limits<double>::infinity();
+  if (s == "NaN" || s == "nan") return std::numeric_limits<double>::quiet_NaN();
+  return std::nullopt;
+}
+
+// time_step_limit: [min, max], max may be infinite; absent → [0, inf).
+absl::Status ParseTimeStepLimit(const rapidjson::Value& doc,
+                                std::string_view source, SsmConfig& ssm) {
+  ssm.dt_min = 0.0;
+  ssm.dt_max = std::numeric_limits<double>::infinity();
+  auto it = doc.FindMember("time_step_limit");
+  if (it == doc.MemberEnd() || it->value.IsNull()) return absl::OkStatus();
+  const rapidjson::Value& v = it->value;
+  std::optional<double> lo, hi;
+  if (v.IsArray() && v.Size() == 2) {
+    lo = JsonFloatValue(v[0]);
+    hi = JsonFloatValue(v[1]);
+  }
+  if (!lo.has_value() || !hi.has_value()) {
+    return Invalid(source, "\"time_step_limit\" must be a list of two numbers");
+  }
+  ssm.dt_min = *lo;
+  ssm.dt_max = *hi;
+  if (!(ssm.dt_min >= 0.0) || !std::isfinite(ssm.dt_min) ||
+      !(ssm.dt_max >= ssm.dt_min)) {
+    return Invalid(source, absl::StrCat("\"time_step_limit\" must be [min, max] with "
+                                        "0 <= min <= max, got [",
+                                        ssm.dt_min, ", ", ssm.dt_max, "]"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseMamba2(const rapidjson::Value& doc, std::string_view source,
+                         ModelConfig& c) {
+  SsmConfig& m = c.ssm;
+  HS_ASSIGN_OR_RETURN(m.num_heads, RequiredPositiveInt(doc, "num_heads", source));
+  HS_ASSIGN_OR_RETURN(m.head_dim, RequiredPositiveInt(doc, "head_dim", source));
+  HS_ASSIGN_OR_RETURN(m.d_state, RequiredPositiveInt(doc, "state_size", source));
+  HS_ASSIGN_OR_RETURN(std::optional<int64_t> expand, JsonInt(doc, "expand", source));
+  HS_ASSIGN_OR_RETURN(std::optional<int64_t> d_conv, JsonInt(doc, "conv_kernel", source));
+  HS_ASSIGN_OR_RETURN(std::optional<int64_t> groups, JsonInt(doc, "n_groups", source));
+  HS_ASSIGN_OR_RETURN(std::optional<int64_t> chunk, JsonInt(doc, "chunk_size", source));
+  // Defaults as Mamba2Config's.
+  const std::pair<const char*, int64_t> ints[] = {{"expand", expand.value_or(2)},
+                                                  {"conv_kernel", d_conv.value_or(4)},
+                                                  {"n_groups", groups.value_or(8)},
+                                                  {"chunk_size", chunk.value_or(256)}};
+  for (const auto& [key, v] : ints) {
+    if (v <= 0) return Invalid(source, absl::StrCat("\"", key, "\" must be positive, got ", v));
+  }
+  m.d_inner = ints[0].second * c.hidden_size;
+  m.d_conv = ints[1].second;
+  m.n_groups = ints[2].second;
+  m.chunk_size = ints[3].second;
+  if (m.d_inner != m.num_heads * m.head_dim) {
+    return Invalid(source, absl::StrCat("expand * hidden_size (", m.d_inner,
+                                        ") must equal num_heads * head_dim (",
+                                        m.num_heads * m.head_dim, ")"));
+  }
+  if (m.num_heads % m.n_groups != 0) {
+    return Invalid(source, absl::StrCat("\"num_heads\" (", m.num_heads,
+                                        ") must be a multiple of \"n_groups\" (",
+                                        m.n_groups, ")"));
+  }
+  HS_ASSIGN_OR_RETURN(std::optional<bool> conv_bias, JsonBool(doc, "use_conv_bias", source));
+  m.conv_bias = conv_bias.value_or(true);
+  HS_ASSIGN_OR_RETURN(std::optional<bool> bias, JsonBool(doc, "use_bias", source));
+  m.proj_bias = bias.value_or(false);
+  HS_ASSIGN_OR_RETURN(std::optional<double> eps, JsonDouble(doc, "layer_norm_epsilon", source));
+  c.rms_norm_eps = eps.value_or(1e-5);
+  if (!(c.rms_norm_eps > 0.0) || !std::isfinite(c.rms_norm_eps)) {
+    return Invalid(source, absl::StrCat("\"layer_norm_epsilon\" must be positive, got ",
+                                        c.rms_norm_eps));
+  }
+  m.norm_eps = c.rms_norm_eps;
+  HS_RETURN_IF_ERROR(ParseTimeStepLimit(doc, source, m));
+  HS_RETURN_IF_ERROR(RejectUnsupportedSsmOptions(doc, source));
+  HS_ASSIGN_OR_RETURN(std::optional<int64_t> max_pos,
+                      JsonInt(doc, "max_position_embeddings", source));
+  c.max_position_embeddings = std::max<int64_t>(0, max_pos.value_or(0));
+  c.layer_kinds.assign(static_cast<size_t>(c.num_layers), LayerKind::kMamba2);
+  return absl::OkStatus();
+}
+
+absl::Status ParseLlama(const rapidjson::Value& doc, std::string_view source,
+                        ModelConfig& c) {
   HS_ASSIGN_OR_RETURN(c.intermediate_size,
                       RequiredPositiveInt(doc, "intermediate_size", source));
-  HS_ASSIGN_OR_RETURN(c.num_layers,
-                      RequiredPositiveInt(doc, "num_hidden_layers", source));
   HS_ASSIGN_OR_RETURN(c.num_attention_heads,
                       RequiredPositiveInt(doc, "num_attention_heads", source));
   HS_ASSIGN_OR_RETURN(
       c.max_position_embeddings,
       RequiredPositiveInt(doc, "max_position_embeddings", source));
-
   HS_ASSIGN_OR_RETURN(std::optional<int64_t> kv,
                       JsonInt(doc, "num_key_value_heads", source));
   c.num_kv_heads = kv.value_or(c.num_attention_heads);
@@ -304,12 +484,6 @@ absl::StatusOr<ModelConfig> ParseModelConfig(std::string_view json_text,
                       JsonBool(doc, "mlp_bias", source));
   c.mlp_bias = mlp_bias.value_or(false);
 
-  HS_ASSIGN_OR_RETURN(std::optional<std::string> act,
-                      JsonString(doc, "hidden_act", source));
-  if (act.has_value() && *act != "silu") {
-    return Invalid(source, absl::StrCat("unsupported \"hidden_act\" \"", *act,
-                                        "\" (supported: silu)"));
-  }
 
   HS_ASSIGN_OR_RETURN(c.rope, ParseRope(doc, c.max_position_embeddings, source));
   const int64_t rotary = c.rotary_dim();
@@ -321,39 +495,45 @@ absl::StatusOr<ModelConfig> ParseModelConfig(std::string_view json_text,
                                 c.head_dim, "]"));
   }
 
-  HS_ASSIGN_OR_RETURN(c.bos_token_id, JsonInt(doc, "bos_token_id", source));
-  HS_ASSIGN_OR_RETURN(c.eos_token_ids,
-                      JsonIntOrIntList(doc, "eos_token_id", source));
-  HS_ASSIGN_OR_RETURN(c.pad_token_id, JsonInt(doc, "pad_token_id", source));
-  auto check_id = [&](const char* key, int64_t id) -> absl::Status {
-    if (id < 0 || id >= c.vocab_size) {
-      return Invalid(source, absl::StrCat("\"", key, "\" ", id,
-                                          " is outside the vocabulary [0, ",
-                                          c.vocab_size, ")"));
-    }
-    return absl::OkStatus();
-  };
-  if (c.bos_token_id) HS_RETURN_IF_ERROR(check_id("bos_token_id", *c.bos_token_id));
-  if (c.pad_token_id) HS_RETURN_IF_ERROR(check_id("pad_token_id", *c.pad_token_id));
-  for (int64_t id : c.eos_token_ids) {
-    HS_RETURN_IF_ERROR(check_id("eos_token_id", id));
-  }
-
-  // transformers v5 writes "dtype"; v4 wrote "torch_dtype".
-  HS_ASSIGN_OR_RETURN(std::optional<std::string> dtype,
-                      JsonString(doc, "dtype", source));
-  if (!dtype.has_value()) {
-    HS_ASSIGN_OR_RETURN(dtype, JsonString(doc, "torch_dtype", source));
-  }
-  c.torch_dtype = dtype.value_or("");
-  if (!c.torch_dtype.empty() && c.torch_dtype != "float32" &&
-      c.torch_dtype != "bfloat16" && c.torch_dtype != "float16") {
-    return Invalid(source, absl::StrCat("unsupported dtype \"", c.torch_dtype,
-                                        "\" (supported: float32, bfloat16, "
-                                        "float16)"));
-  }
-
   c.layer_kinds.assign(static_cast<size_t>(c.num_layers), LayerKind::kAttention);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<ModelConfig> ParseModelConfig(std::string_view json_text,
+                                             std::string_view source) {
+  HS_ASSIGN_OR_RETURN(rapidjson::Document doc,
+                      ParseJsonObject(json_text, source));
+  ModelConfig c;
+  HS_ASSIGN_OR_RETURN(c.architecture, ParseArchitecture(doc, source));
+  HS_ASSIGN_OR_RETURN(std::optional<std::string> model_type,
+                      JsonString(doc, "model_type", source));
+  c.model_type = model_type.value_or("");
+  const std::string expected_type = ExpectedModelType(c.architecture);
+  if (!c.model_type.empty() && c.model_type != expected_type) {
+    return Invalid(source, absl::StrCat("model_type \"", c.model_type,
+                                        "\" does not match architecture ",
+                                        c.architecture, " (expected \"",
+                                        expected_type, "\")"));
+  }
+
+  HS_ASSIGN_OR_RETURN(c.vocab_size,
+                      RequiredPositiveInt(doc, "vocab_size", source));
+  HS_ASSIGN_OR_RETURN(c.hidden_size,
+                      RequiredPositiveInt(doc, "hidden_size", source));
+  HS_ASSIGN_OR_RETURN(c.num_layers,
+                      RequiredPositiveInt(doc, "num_hidden_layers", source));
+  HS_ASSIGN_OR_RETURN(std::optional<bool> tie,
+                      JsonBool(doc, "tie_word_embeddings", source));
+  c.tie_word_embeddings = tie.value_or(false);
+  HS_RETURN_IF_ERROR(CheckSiluActivation(doc, "hidden_act", source));
+  if (c.architecture == "Mamba2ForCausalLM") {
+    HS_RETURN_IF_ERROR(ParseMamba2(doc, source, c));
+  } else {
+    HS_RETURN_IF_ERROR(ParseLlama(doc, source, c));
+  }
+  HS_RETURN_IF_ERROR(ParseTokenIdsAndDtype(doc, source, c));
   return c;
 }
 

@@ -36,6 +36,39 @@ struct RopeConfig {
   double partial_rotary_factor = 1.0;
 };
 
+// The Mamba mixer's dimensions (Mamba-2 and Mamba-1 layers); all zero for
+// models without SSM layers.
+struct SsmConfig {
+  int64_t d_inner = 0;     // expand * hidden_size (Mamba-2: num_heads * head_dim)
+  int64_t d_state = 0;     // state_size (N)
+  int64_t d_conv = 0;      // conv_kernel: causal conv taps; the state keeps d_conv - 1
+  // Mamba-2 only.
+  int64_t num_heads = 0;   // heads of head_dim channels; d_inner = num_heads * head_dim
+  int64_t head_dim = 0;
+  int64_t n_groups = 0;    // B/C groups; head h reads group h / (num_heads / n_groups)
+  // The reference's SSD chunk length. The result does not depend on it (the
+  // chunked scan is the same recurrence), so it is recorded, not used.
+  int64_t chunk_size = 0;
+  // Mamba-1 only.
+  int64_t dt_rank = 0;     // time_step_rank
+  bool conv_bias = true;   // conv1d carries a bias
+  bool proj_bias = false;  // in_proj / out_proj carry biases
+  // dt = softplus(raw + dt_bias) clamped to [dt_min, dt_max] (time_step_limit;
+  // Mamba-2 only, dt_max may be +infinity).
+  double dt_min = 0.0;
+  double dt_max = 0.0;
+  double norm_eps = 1e-5;  // the gated RMSNorm's epsilon (Mamba-2)
+
+  // Channels of the causal conv: Mamba-2 convolves x, B and C together
+  // (d_inner + 2 * n_groups * d_state), Mamba-1 only x (d_inner).
+  int64_t conv_channels(LayerKind kind) const;
+  // fp32 bytes of one sequence's state in one layer of `kind`: the conv window
+  // [conv_channels, d_conv - 1] plus the SSM state ([num_heads, head_dim,
+  // d_state] for Mamba-2, [d_inner, d_state] for Mamba-1).
+  uint64_t conv_state_bytes(LayerKind kind) const;
+  uint64_t ssm_state_bytes(LayerKind kind) const;
+};
+
 struct ModelConfig {
   std::string architecture;  // config `architectures[0]`, e.g. "LlamaForCausalLM"
   std::string model_type;    // e.g. "llama"
@@ -46,12 +79,13 @@ struct ModelConfig {
   int64_t num_attention_heads = 0;
   int64_t num_kv_heads = 0;  // defaults to num_attention_heads
   int64_t head_dim = 0;      // defaults to hidden_size / num_attention_heads
-  int64_t max_position_embeddings = 0;
+  int64_t max_position_embeddings = 0;  // 0: none given (pure SSM models)
   double rms_norm_eps = 1e-6;
   bool tie_word_embeddings = false;
   bool attention_bias = false;  // q/k/v/o projections carry biases
   bool mlp_bias = false;        // gate/up/down projections carry biases
   RopeConfig rope;
+  SsmConfig ssm;                       // SSM layers' dimensions, if any
   std::vector<LayerKind> layer_kinds;  // one per layer
   std::optional<int64_t> bos_token_id;
   std::vector<int64_t> eos_token_ids;  // config may give an int or a list
@@ -60,13 +94,18 @@ struct ModelConfig {
 
   ArchitectureFamily family() const;
   int64_t num_attention_layers() const;
+  int64_t num_ssm_layers() const;
+  // fp32 bytes of one sequence's state over all SSM layers (DESIGN.md 2.1).
+  uint64_t state_bytes_per_seq() const;
   // Number of leading head dims that are rotated (even).
   int64_t rotary_dim() const;
 };
 
-// Parses config.json text. `source` names the file in errors. Rejects, naming
-// the key: unknown architectures, missing required keys, non-positive sizes,
-// heads not dividing evenly, unsupported rope types, hidden_act other than silu.
+// Parses config.json text. `source` names the file in errors. Supported:
+// LlamaForCausalLM, Mamba2ForCausalLM. Rejects, naming the key: unknown
+// architectures, missing required keys, non-positive sizes, heads not dividing
+// evenly, unsupported rope types, hidden_act other than silu, and SSM options
+// the graph does not implement (e.g. norm_before_gate, rmsnorm false).
 absl::StatusOr<ModelConfig> ParseModelConfig(std::string_view json_text,
                                              std::string_view source);
 // Reads `<model_dir>/config.json`.

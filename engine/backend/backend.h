@@ -59,6 +59,30 @@ struct AttentionBatch {
   int64_t max_context_len = 0;  // max over context_len (host-side, for launch sizes)
 };
 
+// Describes the sequences of a varlen batch for SSM layers. Tensors are i32 on
+// the device. Sequence s owns tokens query_start[s] .. query_start[s+1] - 1 and
+// state slot state_slot[s] of every SSM state pool; its conv window and SSM
+// state are read at the start of the step (as zeros when
+// has_initial_state[s] == 0, i.e. the plan's state_is_fresh) and overwritten
+// in place with the state after its last token. REQUIRES: slots distinct.
+struct SsmBatch {
+  Tensor query_start;        // [S + 1] prefix sums of new tokens per sequence
+  Tensor state_slot;         // [S]
+  Tensor has_initial_state;  // [S] 0: start from a zero state; 1: from the slot
+  int64_t num_seqs = 0;
+};
+
+// Mamba-2 selective scan dimensions. The B/C groups are shared by
+// num_heads / n_groups consecutive heads.
+struct Mamba2ScanParams {
+  int64_t num_heads = 0;
+  int64_t head_dim = 0;
+  int64_t n_groups = 0;
+  int64_t d_state = 0;
+  float dt_min = 0.0f;  // dt = clamp(softplus(dt_raw + dt_bias), dt_min, dt_max)
+  float dt_max = 0.0f;  // may be +infinity
+};
+
 // Rotary embedding: for each rotated pair i < rotary_dim / 2 the angle is
 // position * inv_freq[i]; dims i and i + rotary_dim / 2 are rotated together
 // (transformers' rotate_half layout); cos and sin are scaled by
@@ -128,6 +152,42 @@ class Backend {
   // out[R, H] = x[rows[r], :].
   virtual absl::Status GatherRows(const Tensor& x, const Tensor& rows,
                                   const Tensor& out) = 0;
+
+  // ---- SSM ops (state pools are f32 whatever act_dtype is)
+  // Depthwise causal conv over each sequence of the batch, continuing from the
+  // sequence's conv window: for channel c and token t of a sequence,
+  //   out[t, c] = bias[c] + Σ_k weight[c, k] · u[t - (K-1) + k, c]
+  // where u is the window (K-1 earlier inputs, oldest first) followed by the
+  // sequence's x rows; then SiLU when `silu`. conv_state[slot] is left holding
+  // the last K-1 entries of u. x, out: [T, C]; weight [C, K]; bias [C] or
+  // empty; conv_state [num_slots, C, K - 1] f32. out may alias x.
+  virtual absl::Status CausalConv1d(const Tensor& x, const Tensor& weight,
+                                    const Tensor& bias, const Tensor& conv_state,
+                                    const SsmBatch& batch, bool silu,
+                                    const Tensor& out) = 0;
+  // Mamba-2 SSM over each sequence of the batch, continuing from its state.
+  // xbc [T, d_inner + 2·G·N] holds x (viewed [T, heads, head_dim]), then B and
+  // C (each [T, G, N]) — the conv output; dt [T, heads] raw (before dt_bias).
+  // Per token t and head h (group g = h / (heads / G)):
+  //   δ = clamp(softplus(dt[t,h] + dt_bias[h]), dt_min, dt_max)
+  //   S[h] = exp(δ · A[h]) · S[h] + δ · x[t,h,:] ⊗ B[t,g,:],  A = -exp(a_log)
+  //   y[t,h,:] = S[h] · C[t,g,:] + d[h] · x[t,h,:]
+  // the plain recurrence, which is what the chunked SSD algorithm computes
+  // (chunking only reorders the sums). y: [T, d_inner]; a_log, dt_bias, d:
+  // [heads]; ssm_state [num_slots, heads, head_dim, N] f32.
+  virtual absl::Status Mamba2Scan(const Tensor& xbc, const Tensor& dt,
+                                  const Tensor& a_log, const Tensor& dt_bias,
+                                  const Tensor& d, const Tensor& ssm_state,
+                                  const SsmBatch& batch,
+                                  const Mamba2ScanParams& params,
+                                  const Tensor& y) = 0;
+  // Gated RMSNorm (mamba_ssm's RMSNormGated with norm_before_gate=False):
+  // h = x · silu(z); each group of `group_size` channels of h is divided by
+  // sqrt(mean(h²) + eps) over that group; out = w · h. x, z, out: [T, D];
+  // w [D]; D a multiple of group_size. out may alias x.
+  virtual absl::Status GatedRmsNorm(const Tensor& x, const Tensor& z,
+                                    const Tensor& w, int64_t group_size,
+                                    float eps, const Tensor& out) = 0;
 
  protected:
   friend class DeviceBuffer;

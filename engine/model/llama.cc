@@ -103,7 +103,8 @@ absl::Status LlamaModel::AllocateWorkspace(const ModelLoadOptions& options) {
 }
 
 absl::Status LlamaModel::Forward(const ForwardInputs& in,
-                                 const std::vector<KvLayerCache>& kv) {
+                                 const ModelCaches& caches) {
+  const std::vector<KvLayerCache>& kv = caches.kv;
   const int64_t t = in.token_ids.dim(0);
   if (t <= 0 || t > max_num_tokens_ ||
       static_cast<int64_t>(kv.size()) != config_.num_layers) {

@@ -31,7 +31,7 @@ class LlamaModel final : public Model {
   uint64_t workspace_bytes() const override { return workspace_.num_bytes(); }
 
   absl::Status Forward(const ForwardInputs& inputs,
-                       const std::vector<KvLayerCache>& kv) override;
+                       const ModelCaches& caches) override;
   absl::Status ComputeLogits(const Tensor& rows, const Tensor& logits) override;
 
  private:

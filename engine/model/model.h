@@ -22,6 +22,7 @@ struct ForwardInputs {
   Tensor positions;     // [T]
   Tensor slot_mapping;  // [T] KV cache slot (block * block_tokens + offset)
   AttentionBatch attention;
+  SsmBatch ssm;  // SSM layers: per-sequence state slots (unused without them)
 };
 
 // One attention layer's paged cache, each [num_blocks, block_tokens,
@@ -29,6 +30,21 @@ struct ForwardInputs {
 struct KvLayerCache {
   Tensor k;
   Tensor v;
+};
+
+// One SSM layer's state pools, f32, indexed by state slot (DESIGN.md 2.1).
+struct SsmLayerState {
+  Tensor conv;  // [num_slots, conv_channels, d_conv - 1]
+  // Mamba-2: [num_slots, num_heads, head_dim, d_state];
+  // Mamba-1: [num_slots, d_inner, d_state].
+  Tensor ssm;
+};
+
+// What a forward pass reads and updates besides its inputs: one KV cache per
+// attention layer and one state per SSM layer, each in layer order.
+struct ModelCaches {
+  std::vector<KvLayerCache> kv;
+  std::vector<SsmLayerState> ssm;
 };
 
 struct ModelLoadOptions {
@@ -54,10 +70,12 @@ class Model {
   virtual uint64_t workspace_bytes() const = 0;
 
   // Runs every layer over the T tokens of `inputs`, writing their K/V into
-  // `kv` and leaving the final normed hidden states in the workspace.
-  // REQUIRES: T <= max_num_tokens; kv.size() == num_kv_layers(); inputs valid.
+  // caches.kv, updating the sequences' slots of caches.ssm in place, and
+  // leaving the final normed hidden states in the workspace.
+  // REQUIRES: T <= max_num_tokens; caches.kv.size() == num_kv_layers();
+  // caches.ssm has one entry per SSM layer; inputs valid.
   virtual absl::Status Forward(const ForwardInputs& inputs,
-                               const std::vector<KvLayerCache>& kv) = 0;
+                               const ModelCaches& caches) = 0;
   // logits[R, vocab] (act dtype) of the hidden states of the last Forward at
   // token indices rows[R]. REQUIRES: R <= max_logits_rows.
   virtual absl::Status ComputeLogits(const Tensor& rows,

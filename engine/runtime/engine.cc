@@ -10,6 +10,7 @@
 #include "engine/backend/cpu/cpu_backend.h"
 #include "engine/checkpoint.h"
 #include "engine/model/llama.h"
+#include "engine/model/mamba2.h"
 #include "engine/status_macros.h"
 
 namespace hybridserve::engine {
@@ -44,9 +45,11 @@ absl::StatusOr<DType> WeightPrecision(const std::string& dtype) {
 std::string MemoryPlan::ToString() const {
   return absl::StrFormat(
       "memory plan: weights %.1f MiB, workspace %.1f MiB, KV cache %.1f MiB = "
-      "%d blocks x %d tokens (%.1f KiB per token)",
+      "%d blocks x %d tokens (%.1f KiB per token), SSM state %.1f MiB = %d slots "
+      "x %.1f KiB per sequence",
       MiB(weight_bytes), MiB(workspace_bytes), MiB(kv_cache_bytes), num_blocks,
-      block_tokens, kv_bytes_per_token / 1024.0);
+      block_tokens, kv_bytes_per_token / 1024.0, MiB(state_cache_bytes),
+      num_state_slots, state_bytes_per_slot / 1024.0);
 }
 
 Engine::~Engine() = default;
@@ -80,12 +83,17 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& opti
   load.max_num_tokens = options.max_num_tokens;
   load.max_logits_rows = e->logits_slice_rows_;
   load.progress = options.log;
-  if (e->config_.architecture != "LlamaForCausalLM") {
-    return absl::UnimplementedError(absl::StrCat(
-        "architecture ", e->config_.architecture, " has no model graph yet"));
+  const std::string& arch = e->config_.architecture;
+  if (arch == "LlamaForCausalLM") {
+    HS_ASSIGN_OR_RETURN(e->model_, LlamaModel::Load(e->config_, *checkpoint,
+                                                    e->backend_.get(), load));
+  } else if (arch == "Mamba2ForCausalLM") {
+    HS_ASSIGN_OR_RETURN(e->model_, Mamba2Model::Load(e->config_, *checkpoint,
+                                                     e->backend_.get(), load));
+  } else {
+    return absl::UnimplementedError(
+        absl::StrCat("architecture ", arch, " has no model graph yet"));
   }
-  HS_ASSIGN_OR_RETURN(e->model_, LlamaModel::Load(e->config_, *checkpoint,
-                                                  e->backend_.get(), load));
   HS_RETURN_IF_ERROR(e->PlanMemory(options));
   log(e->plan_.ToString());
   return e;
@@ -93,7 +101,9 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& opti
 
 absl::Status Engine::PlanMemory(const EngineOptions& o) {
   const ModelConfig& c = config_;
-  const int64_t max_len = o.max_model_len > 0 ? o.max_model_len : c.max_position_embeddings;
+  const bool has_kv = model_->num_kv_layers() > 0;
+  int64_t max_len = o.max_model_len > 0 ? o.max_model_len : c.max_position_embeddings;
+  if (max_len <= 0 && !has_kv) max_len = kDefaultSsmMaxModelLen;
   if (max_len <= 0) {
     return absl::InvalidArgumentError("--max-model-len must be set: config.json has no max_position_embeddings");
   }
@@ -103,15 +113,37 @@ absl::Status Engine::PlanMemory(const EngineOptions& o) {
         c.max_position_embeddings));
   }
   const size_t es = DTypeSize(backend_->act_dtype());
+  const uint64_t budget = o.kv_cache_bytes;
   plan_.block_tokens = o.block_tokens;
   plan_.kv_bytes_per_token = model_->num_kv_layers() * 2 * c.num_kv_heads * c.head_dim * es;
   plan_.kv_bytes_per_block = plan_.kv_bytes_per_token * o.block_tokens;
-  plan_.num_blocks = plan_.kv_bytes_per_block == 0
-                         ? 0
-                         : static_cast<int64_t>(o.kv_cache_bytes / plan_.kv_bytes_per_block);
+  max_blocks_per_seq_ = has_kv ? (max_len + o.block_tokens - 1) / o.block_tokens : 1;
+  // KV reserve: one sequence of max_model_len must always fit.
+  const uint64_t kv_reserve = has_kv ? max_blocks_per_seq_ * plan_.kv_bytes_per_block : 0;
+
+  // State slots first (at most one per running sequence), then KV blocks.
+  plan_.state_bytes_per_slot = c.state_bytes_per_seq();
+  if (plan_.state_bytes_per_slot > 0) {
+    const uint64_t after_reserve = budget > kv_reserve ? budget - kv_reserve : 0;
+    plan_.num_state_slots = std::min<int64_t>(
+        o.max_num_seqs, static_cast<int64_t>(after_reserve / plan_.state_bytes_per_slot));
+    if (plan_.num_state_slots < 1) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "--kv-cache-bytes %d cannot hold one SSM state slot of %d bytes%s: raise "
+          "--kv-cache-bytes to at least %d%s",
+          budget, plan_.state_bytes_per_slot,
+          has_kv ? absl::StrFormat(" after a KV reserve of %d bytes (one sequence of "
+                                   "--max-model-len %d)",
+                                   kv_reserve, max_len)
+                 : "",
+          kv_reserve + plan_.state_bytes_per_slot, has_kv ? " or lower --max-model-len" : ""));
+    }
+  }
+  plan_.state_cache_bytes = plan_.num_state_slots * plan_.state_bytes_per_slot;
+  const uint64_t kv_budget = budget - plan_.state_cache_bytes;
+  plan_.num_blocks = has_kv ? static_cast<int64_t>(kv_budget / plan_.kv_bytes_per_block) : 0;
   plan_.kv_cache_bytes = plan_.num_blocks * plan_.kv_bytes_per_block;
-  max_blocks_per_seq_ = (max_len + o.block_tokens - 1) / o.block_tokens;
-  if (plan_.kv_bytes_per_block > 0 && plan_.num_blocks < max_blocks_per_seq_) {
+  if (has_kv && plan_.num_blocks < max_blocks_per_seq_) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "--kv-cache-bytes %d holds %d blocks of %d tokens (%d bytes each), but one "
         "sequence of --max-model-len %d needs %d blocks: raise --kv-cache-bytes to "
@@ -124,25 +156,52 @@ absl::Status Engine::PlanMemory(const EngineOptions& o) {
              .block_tokens = o.block_tokens,
              .num_blocks = plan_.num_blocks,
              .max_num_tokens = o.max_num_tokens,
-             .max_context_len = max_len};
+             .max_context_len = max_len,
+             .num_state_slots = plan_.num_state_slots};
 
-  // KV cache: one allocation; per layer K then V, each
+  const DType act = backend_->act_dtype();
+  // KV cache: one allocation; per attention layer K then V, each
   // [num_blocks, block_tokens, num_kv_heads, head_dim].
   if (plan_.kv_cache_bytes > 0) {
     HS_ASSIGN_OR_RETURN(kv_buffer_, backend_->Allocate(plan_.kv_cache_bytes, "kv_cache"));
     const uint64_t per_tensor = plan_.kv_cache_bytes / (2 * model_->num_kv_layers());
     char* base = static_cast<char*>(kv_buffer_.data());
-    const DType act = backend_->act_dtype();
     for (int64_t l = 0; l < model_->num_kv_layers(); ++l) {
       KvLayerCache layer;
       layer.k = Tensor(base + (2 * l) * per_tensor, act,
                        {plan_.num_blocks, o.block_tokens, c.num_kv_heads, c.head_dim});
       layer.v = Tensor(base + (2 * l + 1) * per_tensor, act,
                        {plan_.num_blocks, o.block_tokens, c.num_kv_heads, c.head_dim});
-      kv_.push_back(layer);
+      caches_.kv.push_back(layer);
     }
   }
-  const int64_t meta_ints = 3 * o.max_num_tokens + 2 * max_num_seqs_ + 1 +
+  // SSM state: one allocation, f32; per SSM layer (in layer order) the conv
+  // windows [num_slots, conv_channels, d_conv - 1] then the SSM states
+  // ([num_slots, num_heads, head_dim, d_state] for Mamba-2, [num_slots,
+  // d_inner, d_state] for Mamba-1). Zeroed once; fresh sequences are started
+  // from zeros by the ops (SsmBatch::has_initial_state), not by clearing.
+  if (plan_.state_cache_bytes > 0) {
+    HS_ASSIGN_OR_RETURN(state_buffer_,
+                        backend_->Allocate(plan_.state_cache_bytes, "ssm_state"));
+    char* base = static_cast<char*>(state_buffer_.data());
+    const int64_t slots = plan_.num_state_slots;
+    const SsmConfig& m = c.ssm;
+    for (LayerKind kind : c.layer_kinds) {
+      if (kind == LayerKind::kAttention) continue;
+      SsmLayerState layer;
+      layer.conv = Tensor(base, DType::kF32, {slots, m.conv_channels(kind), m.d_conv - 1});
+      base += slots * m.conv_state_bytes(kind);
+      layer.ssm = kind == LayerKind::kMamba2
+                      ? Tensor(base, DType::kF32, {slots, m.num_heads, m.head_dim, m.d_state})
+                      : Tensor(base, DType::kF32, {slots, m.d_inner, m.d_state});
+      base += slots * m.ssm_state_bytes(kind);
+      caches_.ssm.push_back(layer);
+    }
+    HS_RETURN_IF_ERROR(backend_->Zero(
+        Tensor(state_buffer_.data(), DType::kF32,
+               {static_cast<int64_t>(plan_.state_cache_bytes / sizeof(float))})));
+  }
+  const int64_t meta_ints = 3 * o.max_num_tokens + 4 * max_num_seqs_ + 1 +
                             max_num_seqs_ * max_blocks_per_seq_ + logits_slice_rows_;
   HS_ASSIGN_OR_RETURN(meta_buffer_, backend_->Allocate(meta_ints * sizeof(int32_t), "workspace"));
   HS_ASSIGN_OR_RETURN(logits_buffer_,
@@ -158,22 +217,27 @@ absl::Status Engine::UploadMetadata(const StepPlan& plan, ForwardInputs* in) {
   const int64_t bt = plan_.block_tokens;
   int64_t max_ctx = 0;
   for (int32_t c : plan.context_len) max_ctx = std::max<int64_t>(max_ctx, c);
+  const bool has_kv = plan_.num_blocks > 0;
   // Block table columns: just enough for the longest context in this step.
-  const int64_t width = std::max<int64_t>(1, (max_ctx + bt - 1) / bt);
+  const int64_t width = has_kv ? std::max<int64_t>(1, (max_ctx + bt - 1) / bt) : 1;
 
-  host_meta_.assign(3 * t + 2 * s + 1 + s * width, 0);
+  host_meta_.assign(3 * t + 4 * s + 1 + s * width, 0);
   int32_t* ids = host_meta_.data();
   int32_t* pos = ids + t;
   int32_t* slots = pos + t;
   int32_t* qs = slots + t;
   int32_t* ctx = qs + s + 1;
   int32_t* table = ctx + s;
+  int32_t* state_slot = table + s * width;
+  int32_t* has_initial = state_slot + s;
   std::copy(plan.token_ids.begin(), plan.token_ids.end(), ids);
   std::copy(plan.positions.begin(), plan.positions.end(), pos);
   std::copy(plan.query_start.begin(), plan.query_start.end(), qs);
   std::copy(plan.context_len.begin(), plan.context_len.end(), ctx);
-  const bool has_kv = plan_.num_blocks > 0;
+  const bool has_state = plan_.num_state_slots > 0;
   for (int64_t q = 0; q < s; ++q) {
+    state_slot[q] = has_state ? plan.state_slot[q] : 0;
+    has_initial[q] = has_state && plan.state_is_fresh[q] == 0 ? 1 : 0;
     const int64_t needed = (plan.context_len[q] + bt - 1) / bt;
     for (int64_t b = 0; b < width; ++b) {
       table[q * width + b] =
@@ -194,6 +258,11 @@ absl::Status Engine::UploadMetadata(const StepPlan& plan, ForwardInputs* in) {
   in->attention.block_table = Tensor(dev + 3 * t + 2 * s + 1, DType::kI32, {s, width});
   in->attention.num_seqs = s;
   in->attention.max_context_len = max_ctx;
+  const int64_t state_at = 3 * t + 2 * s + 1 + s * width;
+  in->ssm.query_start = in->attention.query_start;
+  in->ssm.state_slot = Tensor(dev + state_at, DType::kI32, {s});
+  in->ssm.has_initial_state = Tensor(dev + state_at + s, DType::kI32, {s});
+  in->ssm.num_seqs = s;
   return absl::OkStatus();
 }
 
@@ -207,7 +276,7 @@ absl::Status Engine::Step(const StepPlan& plan, StepOutput* out) {
   const auto start = std::chrono::steady_clock::now();
   ForwardInputs inputs;
   HS_RETURN_IF_ERROR(UploadMetadata(plan, &inputs));
-  HS_RETURN_IF_ERROR(model_->Forward(inputs, kv_));
+  HS_RETURN_IF_ERROR(model_->Forward(inputs, caches_));
 
   const int64_t vocab = config_.vocab_size;
   const int64_t rows = static_cast<int64_t>(plan.logits_indices.size());

@@ -1,5 +1,5 @@
-// Engine: a loaded model on a backend, with its KV cache and step workspace
-// planned once at start-up, running one StepPlan per call.
+// Engine: a loaded model on a backend, with its KV cache, SSM state slots and
+// step workspace planned once at start-up, running one StepPlan per call.
 // Thread-compatible; owned by the engine loop.
 #ifndef HYBRIDSERVE_ENGINE_RUNTIME_ENGINE_H_
 #define HYBRIDSERVE_ENGINE_RUNTIME_ENGINE_H_
@@ -27,16 +27,27 @@ struct EngineOptions {
   // bf16 / f16 round the weights to that precision (auto: as stored).
   std::string dtype = "auto";
   int num_threads = 0;  // CPU threads; 0 = all cores
+  // Budget for the KV cache and the SSM state slots together (DESIGN.md 2.1).
   uint64_t kv_cache_bytes = 256ull << 20;
   int64_t block_tokens = 16;
   int64_t max_num_tokens = 2048;  // most tokens in one step
   int64_t max_num_seqs = 64;      // most sequences in one step
-  int64_t max_model_len = 0;      // 0: the config's max_position_embeddings
+  // 0: the config's max_position_embeddings, or kDefaultSsmMaxModelLen for a
+  // pure SSM model whose config gives none.
+  int64_t max_model_len = 0;
   int64_t logits_slice_rows = 256;  // logits are computed this many rows at a time
   // Receives start-up progress and the memory plan; may be empty.
   std::function<void(const std::string&)> log;
 };
 
+// max_model_len of a model without attention layers whose config has no
+// max_position_embeddings (its memory per sequence does not grow with length).
+inline constexpr int64_t kDefaultSsmMaxModelLen = 1 << 20;
+
+// The budget (kv_cache_bytes) is split as DESIGN.md 2.1 says: state slots =
+// min(max_num_seqs, what fits after a KV reserve of one max_model_len
+// sequence), KV blocks = the rest. A pure SSM model has no blocks; a pure
+// Transformer has no slots.
 struct MemoryPlan {
   uint64_t weight_bytes = 0;
   uint64_t workspace_bytes = 0;  // activations + step metadata + logits slice
@@ -45,6 +56,10 @@ struct MemoryPlan {
   int64_t block_tokens = 0;
   int64_t num_blocks = 0;
   uint64_t kv_cache_bytes = 0;  // num_blocks * kv_bytes_per_block
+  // fp32 conv window + SSM state of one sequence over all SSM layers.
+  uint64_t state_bytes_per_slot = 0;
+  int64_t num_state_slots = 0;
+  uint64_t state_cache_bytes = 0;  // num_state_slots * state_bytes_per_slot
   std::string ToString() const;
 };
 
@@ -64,7 +79,10 @@ class Engine {
   ~Engine();
 
   // Runs one forward pass. The plan is validated first (ValidateStepPlan); an
-  // invalid plan returns InvalidArgument and writes nothing to the KV cache.
+  // invalid plan returns InvalidArgument and writes nothing to the KV cache or
+  // the state slots. SSM layers start each sequence from its slot's state (from
+  // zeros when state_is_fresh) and leave the state after its last new token
+  // there.
   // `out` is overwritten (its capacity reused).
   absl::Status Step(const StepPlan& plan, StepOutput* out);
 
@@ -90,11 +108,13 @@ class Engine {
   int64_t max_num_seqs_ = 0;
   int64_t max_blocks_per_seq_ = 0;
   int64_t logits_slice_rows_ = 0;
-  DeviceBuffer kv_buffer_;        // all layers' K and V
-  std::vector<KvLayerCache> kv_;  // views into kv_buffer_
+  DeviceBuffer kv_buffer_;     // all attention layers' K and V
+  DeviceBuffer state_buffer_;  // all SSM layers' conv windows and SSM states
+  ModelCaches caches_;         // views into kv_buffer_ and state_buffer_
   // Step metadata on the device, i32: token_ids [T], positions [T],
   // slot_mapping [T], query_start [S+1], context_len [S],
-  // block_table [S, max_blocks_per_seq], logits rows [slice].
+  // block_table [S, max_blocks_per_seq], state_slot [S],
+  // has_initial_state [S], logits rows [slice].
   DeviceBuffer meta_buffer_;
   DeviceBuffer logits_buffer_;  // [logits_slice_rows, vocab], act dtype
   std::vector<int32_t> host_meta_;  // staging for meta_buffer_

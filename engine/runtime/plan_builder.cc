@@ -7,9 +7,14 @@
 
 namespace hybridserve::engine {
 
-PlanBuilder::PlanBuilder(int64_t num_blocks, int64_t block_tokens)
-    : num_blocks_(num_blocks), block_tokens_(block_tokens) {
+PlanBuilder::PlanBuilder(int64_t num_blocks, int64_t block_tokens,
+                         int64_t num_state_slots)
+    : num_blocks_(num_blocks), block_tokens_(block_tokens),
+      num_state_slots_(num_state_slots) {
   for (int64_t b = num_blocks - 1; b >= 0; --b) free_.push_back(static_cast<int32_t>(b));
+  for (int64_t s = num_state_slots - 1; s >= 0; --s) {
+    free_slots_.push_back(static_cast<int32_t>(s));
+  }
 }
 
 int64_t PlanBuilder::context_len(int64_t seq_id) const {
@@ -21,6 +26,7 @@ absl::StatusOr<StepPlan> PlanBuilder::Build(absl::Span<const Chunk> chunks) {
   const bool has_kv = num_blocks_ > 0;
   // Plan: count blocks needed before changing anything.
   int64_t blocks_needed = 0;
+  int64_t slots_needed = 0;
   absl::flat_hash_set<int64_t> seen;
   for (const Chunk& c : chunks) {
     if (c.tokens.empty()) return absl::InvalidArgumentError("empty chunk");
@@ -28,6 +34,7 @@ absl::StatusOr<StepPlan> PlanBuilder::Build(absl::Span<const Chunk> chunks) {
       return absl::InvalidArgumentError(absl::StrCat("sequence ", c.seq_id, " twice in one plan"));
     }
     auto it = seqs_.find(c.seq_id);
+    if (it == seqs_.end()) ++slots_needed;
     const int64_t len = it == seqs_.end() ? 0 : it->second.len;
     const int64_t have = it == seqs_.end() ? 0 : it->second.blocks.size();
     const int64_t need = (len + static_cast<int64_t>(c.tokens.size()) + block_tokens_ - 1) / block_tokens_;
@@ -37,12 +44,21 @@ absl::StatusOr<StepPlan> PlanBuilder::Build(absl::Span<const Chunk> chunks) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "need ", blocks_needed, " KV blocks, ", num_free_blocks(), " free"));
   }
+  if (num_state_slots_ > 0 && slots_needed > num_free_state_slots()) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "need ", slots_needed, " state slots, ", num_free_state_slots(), " free"));
+  }
   // Apply.
   StepPlan plan;
   plan.query_start.push_back(0);
   int64_t width = 1;
   for (const Chunk& c : chunks) {
+    const bool is_new = !seqs_.contains(c.seq_id);
     Seq& seq = seqs_[c.seq_id];
+    if (is_new && num_state_slots_ > 0) {
+      seq.state_slot = free_slots_.back();
+      free_slots_.pop_back();
+    }
     const int64_t need = (seq.len + static_cast<int64_t>(c.tokens.size()) + block_tokens_ - 1) / block_tokens_;
     while (static_cast<int64_t>(seq.blocks.size()) < need && !free_.empty()) {
       seq.blocks.push_back(free_.back());
@@ -59,7 +75,7 @@ absl::StatusOr<StepPlan> PlanBuilder::Build(absl::Span<const Chunk> chunks) {
     seq.len += static_cast<int64_t>(c.tokens.size());
     plan.query_start.push_back(plan.num_tokens());
     plan.context_len.push_back(static_cast<int32_t>(seq.len));
-    plan.state_slot.push_back(0);
+    plan.state_slot.push_back(seq.state_slot);
     plan.state_is_fresh.push_back(seq.len == static_cast<int64_t>(c.tokens.size()));
     width = std::max<int64_t>(width, seq.blocks.size());
   }
@@ -76,6 +92,7 @@ void PlanBuilder::Free(int64_t seq_id) {
   auto it = seqs_.find(seq_id);
   if (it == seqs_.end()) return;
   for (auto b = it->second.blocks.rbegin(); b != it->second.blocks.rend(); ++b) free_.push_back(*b);
+  if (num_state_slots_ > 0) free_slots_.push_back(it->second.state_slot);
   seqs_.erase(it);
 }
 

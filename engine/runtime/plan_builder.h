@@ -1,5 +1,6 @@
 // PlanBuilder: builds StepPlans for a set of sequences, handing out KV blocks
-// from a plain free list. For tools (offline runner) and tests, which drive the
+// and SSM state slots from plain free lists (a slot per sequence, from its
+// first chunk until Free). For tools (offline runner) and tests, which drive the
 // Engine directly; the server's scheduler has its own block manager.
 // Thread-compatible.
 #ifndef HYBRIDSERVE_ENGINE_RUNTIME_PLAN_BUILDER_H_
@@ -17,8 +18,9 @@ namespace hybridserve::engine {
 
 class PlanBuilder {
  public:
-  // `num_blocks` == 0 for models without attention layers.
-  PlanBuilder(int64_t num_blocks, int64_t block_tokens);
+  // `num_blocks` == 0 for models without attention layers; `num_state_slots`
+  // == 0 for models without SSM layers (every plan then says slot 0).
+  PlanBuilder(int64_t num_blocks, int64_t block_tokens, int64_t num_state_slots = 0);
 
   struct Chunk {
     int64_t seq_id = 0;            // a sequence is created on first use
@@ -28,23 +30,27 @@ class PlanBuilder {
   };
 
   // One plan for `chunks` (one chunk per sequence), allocating blocks for the
-  // new tokens. On error (out of blocks, empty chunk, sequence twice), nothing
-  // changes.
+  // new tokens and a state slot for each new sequence. On error (out of blocks
+  // or slots, empty chunk, sequence twice), nothing changes.
   absl::StatusOr<StepPlan> Build(absl::Span<const Chunk> chunks);
-  // Frees the sequence's blocks; unknown ids are ignored.
+  // Frees the sequence's blocks and slot; unknown ids are ignored.
   void Free(int64_t seq_id);
 
   int64_t num_free_blocks() const { return static_cast<int64_t>(free_.size()); }
+  int64_t num_free_state_slots() const { return static_cast<int64_t>(free_slots_.size()); }
   int64_t context_len(int64_t seq_id) const;
 
  private:
   struct Seq {
     int64_t len = 0;
     std::vector<int32_t> blocks;
+    int32_t state_slot = 0;
   };
   int64_t num_blocks_;
   int64_t block_tokens_;
+  int64_t num_state_slots_;
   std::vector<int32_t> free_;  // stack; lowest id handed out first
+  std::vector<int32_t> free_slots_;  // stack; lowest slot handed out first
   absl::flat_hash_map<int64_t, Seq> seqs_;
 };
 

@@ -38,6 +38,13 @@ absl::Status ValidateStepPlan(const StepPlan& plan, const StepPlanLimits& limits
     return bad("block_table has ", plan.block_table.size(), " entries for ", s,
                " sequences of width ", width);
   }
+  const bool has_state = limits.num_state_slots > 0;
+  if (has_state && (static_cast<int64_t>(plan.state_slot.size()) != s ||
+                    static_cast<int64_t>(plan.state_is_fresh.size()) != s)) {
+    return bad("state_slot / state_is_fresh have ", plan.state_slot.size(), " / ",
+               plan.state_is_fresh.size(), " entries for ", s, " sequences");
+  }
+  absl::flat_hash_map<int32_t, int64_t> slot_owner;
   absl::flat_hash_map<int32_t, int64_t> owner;
   for (int64_t q = 0; q < s; ++q) {
     const int64_t n_new = plan.query_start[q + 1] - plan.query_start[q];
@@ -52,6 +59,23 @@ absl::Status ValidateStepPlan(const StepPlan& plan, const StepPlanLimits& limits
       if (plan.positions[plan.query_start[q] + j] != expect) {
         return bad("sequence ", q, " token ", j, " has position ",
                    plan.positions[plan.query_start[q] + j], ", expected ", expect);
+      }
+    }
+    if (has_state) {
+      const int32_t slot = plan.state_slot[q];
+      if (slot < 0 || slot >= limits.num_state_slots) {
+        return bad("sequence ", q, " state slot ", slot, " outside [0, ",
+                   limits.num_state_slots, ")");
+      }
+      auto [it, inserted] = slot_owner.emplace(slot, q);
+      if (!inserted) {
+        return bad("state slot ", slot, " used by sequences ", it->second, " and ", q);
+      }
+      const bool starts_at_zero = ctx == n_new;
+      if ((plan.state_is_fresh[q] != 0) != starts_at_zero) {
+        return bad("sequence ", q, " has state_is_fresh ", int(plan.state_is_fresh[q]),
+                   " but its first new token is at position ", ctx - n_new,
+                   " (fresh exactly when it is 0)");
       }
     }
     if (!has_kv) continue;

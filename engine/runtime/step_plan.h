@@ -24,7 +24,8 @@ struct StepPlan {
   std::vector<int32_t> block_table;
   int32_t block_table_width = 0;
   // SSM models (unused by pure attention models): slot and whether it starts
-  // from a zero state.
+  // from a zero state. A sequence's state is fresh exactly when its first new
+  // token is at position 0 (admission, or recompute after preemption).
   std::vector<int32_t> state_slot;      // [S]
   std::vector<uint8_t> state_is_fresh;  // [S]
   // Token indices (into [0, T)) whose logits the step returns, in this order.
@@ -41,13 +42,16 @@ struct StepPlanLimits {
   int64_t num_blocks = 0;      // KV blocks in the cache (0: no attention layers)
   int64_t max_num_tokens = 0;  // workspace capacity in tokens
   int64_t max_context_len = 0;
+  int64_t num_state_slots = 0;  // SSM state slots (0: no SSM layers)
 };
 
 // OK iff the plan is internally consistent and within `limits`: sizes agree,
 // query_start is non-decreasing from 0 to T, every sequence has at least one
 // new token, positions run context_len - n .. context_len - 1, token ids are in
 // the vocabulary, the block table covers every context with blocks in range and
-// no block is used by two sequences, logits indices are in range. The error
+// no block is used by two sequences, logits indices are in range; with state
+// slots: one slot per sequence, in range, no slot used twice, and
+// state_is_fresh set exactly for sequences starting at position 0. The error
 // names the first problem found.
 absl::Status ValidateStepPlan(const StepPlan& plan, const StepPlanLimits& limits);
 

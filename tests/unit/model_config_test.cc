@@ -186,7 +186,7 @@ TEST(ModelConfigTest, RejectionsNameTheProblem) {
   const std::vector<RejectCase> cases = {
       {"architecture", R"(["LlamaForCausalLM"])", R"(["MistralForCausalLM"])",
        "unsupported architecture \"MistralForCausalLM\" (supported: "
-       "LlamaForCausalLM)"},
+       "LlamaForCausalLM"},
       {"two architectures", R"(["LlamaForCausalLM"])",
        R"(["LlamaForCausalLM", "X"])", "exactly one"},
       {"yarn", rope_default,

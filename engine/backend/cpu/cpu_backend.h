@@ -61,6 +61,22 @@ class CpuBackend final : public Backend {
   absl::Status SiluMul(const Tensor& gate_up, const Tensor& out) override;
   absl::Status GatherRows(const Tensor& x, const Tensor& rows,
                           const Tensor& out) override;
+  // SSM ops (cpu_ssm.cc): each (sequence, channel) or (sequence, head) is
+  // computed on its own, token by token, so results do not depend on the
+  // batch. The scan is the plain sequential recurrence for prefill and decode
+  // alike.
+  absl::Status CausalConv1d(const Tensor& x, const Tensor& weight,
+                            const Tensor& bias, const Tensor& conv_state,
+                            const SsmBatch& batch, bool silu,
+                            const Tensor& out) override;
+  absl::Status Mamba2Scan(const Tensor& xbc, const Tensor& dt,
+                          const Tensor& a_log, const Tensor& dt_bias,
+                          const Tensor& d, const Tensor& ssm_state,
+                          const SsmBatch& batch, const Mamba2ScanParams& params,
+                          const Tensor& y) override;
+  absl::Status GatedRmsNorm(const Tensor& x, const Tensor& z, const Tensor& w,
+                            int64_t group_size, float eps,
+                            const Tensor& out) override;
 
   // The fewest rows a GEMM call is padded to (see Gemm). Exposed for tests.
   static int64_t GemmMinRows(int64_t n, int64_t k);
