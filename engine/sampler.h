@@ -13,7 +13,8 @@
 //      keep a token iff the probability mass (w renormalized over the tokens
 //      top_k kept) of the tokens ranked before it is < top_p — i.e. the
 //      shortest prefix whose mass reaches top_p, the token that crosses the
-//      boundary included (vLLM's and transformers' rule);
+//      boundary included (vLLM's and transformers' rule; masses are summed
+//      in double, so a boundary met to the last bits is decided by rounding);
 //   5. min_p: keep a token iff w_i >= min_p (w of the top token is 1, so this
 //      is "probability >= min_p × the top probability");
 //   6. draw: u = SampleUniform(seed, token_index) in [0, 1); walk the kept
