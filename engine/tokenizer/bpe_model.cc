@@ -23,7 +23,7 @@ struct Symbol {
   int32_t len;   // bytes of the word it covers; 0 once merged into its left neighbour
 };
 
-// A min-heap of candidate merges, 4-ary for cache locality (the heap of a
+// A min-heap of candidate merges, 8-ary for cache locality (the heap of a
 // 1 MB word holds about a million entries). An entry packs (rank, position of
 // the left symbol) into one key, so the lowest rank pops first and the
 // leftmost on ties.
@@ -64,7 +64,7 @@ class CandidateHeap {
   }
 
  private:
-  static constexpr size_t kArity = 4;
+  static constexpr size_t kArity = 8;
   void SiftDown(size_t i) {
     const size_t n = keys_.size();
     const uint64_t key = keys_[i];
