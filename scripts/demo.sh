@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The README's first command: installs what is missing, builds, makes the demo
-# model if it is not there yet, and runs it. Until the server lands this runs
-# the offline runner on the demo model (CPU).
-#   scripts/demo.sh [extra hs_run_offline flags]
+# model if it is not there yet, and starts the server on it (CPU when there is
+# no GPU), in the foreground. Ctrl-C (or SIGTERM) drains and stops it.
+#   scripts/demo.sh [extra hybridserve flags, e.g. --port 50052]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -13,6 +13,20 @@ model=${HS_DEMO_MODEL:-$root/demo-model}
 if [ ! -f "$model/config.json" ]; then
   build/tools/hs_make_tiny_model --preset demo --out "$model"
 fi
-echo "running the offline runner on $model (prompt: the bytes of \"Hello\")"
-build/tools/hs_run_offline --model "$model" --prompt_ids 72,101,108,108,111 \
-  --max_new_tokens 8 --top_n 3 "$@"
+port=50051
+args=("$@")
+for ((i = 0; i < ${#args[@]}; i++)); do
+  case "${args[$i]}" in
+    --port=*) port=${args[$i]#--port=} ;;
+    --port) port=${args[$((i + 1))]} ;;
+  esac
+done
+cat <<MSG
+
+Starting hybridserve on localhost:$port with the demo model ($model).
+Once it says "serving", try from another terminal:
+  build/tools/hs_client generate --server localhost:$port --prompt "Hello" --max_new_tokens 32
+  build/tools/hs_client models --server localhost:$port
+
+MSG
+exec build/server/hybridserve --model "$model" --port "$port" "$@"

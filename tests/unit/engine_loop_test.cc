@@ -1,0 +1,313 @@
+// The engine loop with the real engine on a tiny Llama (no gRPC): batching
+// changes nothing (class (b)), seeded sampling is batch-independent, stops,
+// cancellation, deadlines, slow readers, queue bounds and draining.
+#include "scheduler/engine_loop.h"
+
+#include <algorithm>
+#include <memory>
+#include <thread>
+
+#include "engine/runtime/plan_builder.h"
+#include "gtest/gtest.h"
+#include "scheduler/token_stream.h"
+#include "tests/testing/test_env.h"
+#include "tools/lib/tiny_model.h"
+
+namespace hybridserve::scheduler {
+namespace {
+
+using engine::Engine;
+
+struct Result {
+  std::vector<int32_t> tokens;
+  std::vector<double> logprobs;
+  std::string text;
+  FinishReason finish = FinishReason::kNone;
+  absl::Status status;
+  int events = 0;
+};
+
+// Reads a stream to its end (busy-polling; the tests are short).
+Result Collect(TokenStream& stream, absl::Duration timeout = absl::Seconds(60)) {
+  Result r;
+  const absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    std::optional<TokenEvent> e = stream.Pop();
+    if (!e) {
+      absl::SleepFor(absl::Microseconds(200));
+      continue;
+    }
+    ++r.events;
+    r.tokens.insert(r.tokens.end(), e->token_ids.begin(), e->token_ids.end());
+    for (const auto& lp : e->logprobs) r.logprobs.push_back(lp.logprob);
+    r.text += e->text;
+    if (e->is_final()) {
+      r.finish = e->finish;
+      r.status = e->status;
+      return r;
+    }
+  }
+  ADD_FAILURE() << "stream did not finish";
+  return r;
+}
+
+class EngineLoopTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new std::filesystem::path(testing::MakeTempDir() / "tiny");
+    tools::TinyLlamaOptions o;  // the "tiny" sizes
+    o.seed = 3;
+    ASSERT_TRUE(tools::WriteTinyLlama(o, *dir_).ok());
+  }
+
+  void SetUp() override { MakeLoop({}); }
+
+  void MakeLoop(EngineLoopOptions options, uint64_t kv_bytes = 8 << 20) {
+    loop_.reset();
+    engine::EngineOptions eo;
+    eo.model_dir = *dir_;
+    eo.device = "cpu";
+    eo.num_threads = 2;
+    eo.kv_cache_bytes = kv_bytes;
+    eo.max_num_tokens = options.max_batched_tokens;
+    eo.max_num_seqs = options.max_num_seqs;
+    eo.max_model_len = 512;
+    auto e = Engine::Create(eo);
+    ASSERT_TRUE(e.ok()) << e.status();
+    engine_ = *std::move(e);
+    auto t = engine::tokenizer::Tokenizer::FromFile(*dir_);
+    ASSERT_TRUE(t.ok()) << t.status();
+    tokenizer_ = *std::move(t);
+    loop_ = std::make_unique<EngineLoop>(engine_.get(), tokenizer_.get(), options);
+    ASSERT_TRUE(loop_->Warmup().ok());
+    loop_->Start();
+  }
+
+  std::unique_ptr<Request> MakeRequest(std::vector<int32_t> prompt, int max_new,
+                                       float temperature = 0.0f, uint64_t seed = 1) {
+    auto r = std::make_unique<Request>();
+    r->prompt_ids = std::move(prompt);
+    r->sampling.temperature = temperature;
+    r->sampling.seed = seed;
+    r->stop.max_new_tokens = max_new;
+    r->stop.ignore_eos = true;
+    r->logprobs = 0;
+    r->arrival = absl::Now();
+    r->stream = std::make_shared<TokenStream>(1024);
+    return r;
+  }
+
+  Result RunAlone(std::unique_ptr<Request> r) {
+    auto stream = r->stream;
+    EXPECT_TRUE(loop_->Submit(std::move(r)).ok());
+    return Collect(*stream);
+  }
+
+  void ExpectAllFree() {
+    // The load is published after each step; give the loop a moment.
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    LoopLoad load = loop_->load();
+    while ((load.free_kv_blocks != load.total_kv_blocks || load.running != 0) &&
+           absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(2));
+      load = loop_->load();
+    }
+    EXPECT_EQ(load.free_kv_blocks, load.total_kv_blocks);
+    EXPECT_EQ(load.running, 0);
+    EXPECT_EQ(load.waiting, 0);
+  }
+
+  static std::vector<int32_t> Prompt(int n, int salt) {
+    std::vector<int32_t> p(n);
+    for (int i = 0; i < n; ++i) p[i] = (i * 37 + salt * 11) % 256;
+    return p;
+  }
+
+  static std::filesystem::path* dir_;
+  std::unique_ptr<Engine> engine_;
+  std::unique_ptr<engine::tokenizer::Tokenizer> tokenizer_;
+  std::unique_ptr<EngineLoop> loop_;
+};
+
+std::filesystem::path* EngineLoopTest::dir_ = nullptr;
+
+TEST_F(EngineLoopTest, GreedyMatchesDirectEngineSteps) {
+  const std::vector<int32_t> prompt = Prompt(9, 1);
+  Result r = RunAlone(MakeRequest(prompt, 12));
+  EXPECT_EQ(r.finish, FinishReason::kLength);
+  ASSERT_EQ(r.tokens.size(), 12u);
+  // The same greedy continuation straight through Engine::Step.
+  engine::PlanBuilder builder(engine_->memory_plan().num_blocks, engine_->memory_plan().block_tokens);
+  engine::StepOutput out;
+  auto plan = builder.Build({{.seq_id = 0, .tokens = prompt}});
+  // The loop owns the engine while running: stop it first.
+  loop_->Stop();
+  ASSERT_TRUE(engine_->Step(*plan, &out).ok());
+  for (size_t i = 0; i < r.tokens.size(); ++i) {
+    const int32_t next = static_cast<int32_t>(
+        std::max_element(out.logits.begin(), out.logits.end()) - out.logits.begin());
+    EXPECT_EQ(r.tokens[i], next) << "token " << i;
+    plan = builder.Build({{.seq_id = 0, .tokens = {next}}});
+    ASSERT_TRUE(engine_->Step(*plan, &out).ok());
+  }
+}
+
+TEST_F(EngineLoopTest, SixteenConcurrentRequestsEqualAlone) {
+  std::vector<Result> alone;
+  for (int i = 0; i < 16; ++i) {
+    const float temperature = i % 2 ? 0.0f : 0.8f;  // greedy and seeded sampled
+    alone.push_back(RunAlone(MakeRequest(Prompt(3 + 5 * i, i), 10 + i, temperature, 100 + i)));
+  }
+  std::vector<std::shared_ptr<TokenStream>> streams;
+  for (int i = 0; i < 16; ++i) {
+    const float temperature = i % 2 ? 0.0f : 0.8f;
+    auto r = MakeRequest(Prompt(3 + 5 * i, i), 10 + i, temperature, 100 + i);
+    streams.push_back(r->stream);
+    ASSERT_TRUE(loop_->Submit(std::move(r)).ok());
+  }
+  for (int i = 0; i < 16; ++i) {
+    Result together = Collect(*streams[i]);
+    EXPECT_EQ(together.tokens, alone[i].tokens) << "request " << i;
+    EXPECT_EQ(together.logprobs, alone[i].logprobs) << "request " << i;  // bitwise
+    EXPECT_EQ(together.text, alone[i].text) << "request " << i;
+  }
+  ExpectAllFree();
+}
+
+TEST_F(EngineLoopTest, CancelledRequestFreesItsBlocks) {
+  auto r = MakeRequest(Prompt(40, 2), 400);
+  auto stream = r->stream;
+  ASSERT_TRUE(loop_->Submit(std::move(r)).ok());
+  // Wait for a few tokens, then cancel.
+  int seen = 0;
+  while (seen < 3) {
+    if (auto e = stream->Pop()) seen += static_cast<int>(e->token_ids.size());
+  }
+  stream->Cancel();
+  Result rest = Collect(*stream);
+  EXPECT_EQ(rest.finish, FinishReason::kCancelled);
+  EXPECT_EQ(rest.status.code(), absl::StatusCode::kCancelled);
+  ExpectAllFree();
+}
+
+TEST_F(EngineLoopTest, DeadlineInTheQueueOrRunning) {
+  auto r = MakeRequest(Prompt(10, 3), 400);
+  r->deadline = absl::Now() + absl::Milliseconds(20);
+  Result res = RunAlone(std::move(r));
+  EXPECT_EQ(res.finish, FinishReason::kCancelled);
+  EXPECT_EQ(res.status.code(), absl::StatusCode::kDeadlineExceeded);
+  ExpectAllFree();
+}
+
+TEST_F(EngineLoopTest, StopTokenEosAndMinTokens) {
+  // Greedy continuation, then stop on its 4th token.
+  Result base = RunAlone(MakeRequest(Prompt(7, 4), 8));
+  ASSERT_EQ(base.tokens.size(), 8u);
+  auto r = MakeRequest(Prompt(7, 4), 8);
+  r->stop.stop_token_ids = {base.tokens[3]};
+  Result stopped = RunAlone(std::move(r));
+  const size_t first = std::find(base.tokens.begin(), base.tokens.end(), base.tokens[3]) - base.tokens.begin();
+  EXPECT_EQ(stopped.finish, FinishReason::kStop);
+  EXPECT_EQ(stopped.tokens.size(), first + 1);
+  // The same id as EOS.
+  r = MakeRequest(Prompt(7, 4), 8);
+  r->stop.ignore_eos = false;
+  r->stop.eos_token_ids = {base.tokens[3]};
+  Result eos = RunAlone(std::move(r));
+  EXPECT_EQ(eos.finish, FinishReason::kEos);
+  EXPECT_EQ(eos.tokens.size(), first + 1);
+  // min_new_tokens bans it before then.
+  r = MakeRequest(Prompt(7, 4), 8);
+  r->stop.ignore_eos = false;
+  r->stop.eos_token_ids = {base.tokens[3]};
+  r->stop.min_new_tokens = 8;
+  Result min_tokens = RunAlone(std::move(r));
+  EXPECT_EQ(min_tokens.tokens.size(), 8u);
+  EXPECT_EQ(min_tokens.finish, FinishReason::kLength);
+  for (int32_t t : min_tokens.tokens) EXPECT_NE(t, base.tokens[3]);
+}
+
+TEST_F(EngineLoopTest, StopStringEndsTheTextBeforeIt) {
+  auto r = MakeRequest(Prompt(5, 5), 30);
+  r->stop.ignore_eos = true;
+  Result base = RunAlone(std::move(r));
+  // Pick a stop string from the middle of the greedy text (a valid UTF-8 run).
+  const std::string& text = base.text;
+  ASSERT_GE(text.size(), 6u) << "greedy text too short to pick a stop string";
+  size_t start = text.size() / 2;
+  while (start < text.size() && (static_cast<unsigned char>(text[start]) & 0xC0) == 0x80) ++start;
+  size_t end = start + 1;
+  while (end < text.size() && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) ++end;
+  const std::string stop = text.substr(start, end - start);
+  const size_t first = text.find(stop);
+  r = MakeRequest(Prompt(5, 5), 30);
+  r->stop.stop_strings = {stop};
+  Result stopped = RunAlone(std::move(r));
+  EXPECT_EQ(stopped.finish, FinishReason::kStop);
+  EXPECT_EQ(stopped.text, text.substr(0, first));
+}
+
+TEST_F(EngineLoopTest, SlowReaderIsCancelledOthersUnaffected) {
+  Result alone = RunAlone(MakeRequest(Prompt(6, 6), 40));
+  auto slow = MakeRequest(Prompt(6, 7), 300);
+  slow->stream = std::make_shared<TokenStream>(4);  // never read below
+  auto slow_stream = slow->stream;
+  auto fast = MakeRequest(Prompt(6, 6), 40);
+  auto fast_stream = fast->stream;
+  ASSERT_TRUE(loop_->Submit(std::move(slow)).ok());
+  ASSERT_TRUE(loop_->Submit(std::move(fast)).ok());
+  Result fast_result = Collect(*fast_stream);
+  EXPECT_EQ(fast_result.tokens, alone.tokens);
+  // The slow stream's outbox filled: the request was ended with an error.
+  Result slow_result = Collect(*slow_stream);
+  EXPECT_EQ(slow_result.finish, FinishReason::kCancelled);
+  EXPECT_EQ(slow_result.status.code(), absl::StatusCode::kResourceExhausted);
+  ExpectAllFree();
+}
+
+TEST_F(EngineLoopTest, QueueBoundAndDrain) {
+  EngineLoopOptions small;
+  small.max_num_seqs = 1;
+  small.max_batched_tokens = 64;
+  small.max_queue = 2;
+  MakeLoop(small);
+  std::vector<std::shared_ptr<TokenStream>> streams;
+  int refused = 0;
+  for (int i = 0; i < 6; ++i) {
+    auto r = MakeRequest(Prompt(4, i), 50);
+    streams.push_back(r->stream);
+    absl::Status st = loop_->Submit(std::move(r));
+    if (!st.ok()) {
+      EXPECT_EQ(st.code(), absl::StatusCode::kResourceExhausted) << st;
+      streams.pop_back();
+      ++refused;
+    }
+  }
+  EXPECT_GT(refused, 0);
+  loop_->BeginDrain();
+  EXPECT_EQ(loop_->Submit(MakeRequest(Prompt(4, 9), 5)).code(), absl::StatusCode::kUnavailable);
+  EXPECT_TRUE(loop_->WaitUntilIdle(absl::Now() + absl::Seconds(60)));
+  for (auto& s : streams) EXPECT_EQ(Collect(*s).finish, FinishReason::kLength);
+  ExpectAllFree();
+}
+
+TEST_F(EngineLoopTest, CancelAllEndsRunningRequests) {
+  auto r = MakeRequest(Prompt(4, 1), 450);
+  auto stream = r->stream;
+  ASSERT_TRUE(loop_->Submit(std::move(r)).ok());
+  while (loop_->load().running == 0) absl::SleepFor(absl::Milliseconds(1));
+  EXPECT_EQ(loop_->CancelAll(absl::UnavailableError("shutting down")), 1);
+  Result res = Collect(*stream);
+  EXPECT_EQ(res.finish, FinishReason::kCancelled);
+  EXPECT_EQ(res.status.code(), absl::StatusCode::kUnavailable);
+  ExpectAllFree();
+}
+
+TEST_F(EngineLoopTest, RequestLargerThanTheWholeCacheIsRejected) {
+  MakeLoop({}, /*kv_bytes=*/512 * 16 * 32);  // 32 blocks of 16 tokens
+  auto r = MakeRequest(Prompt(300, 1), 300);
+  EXPECT_EQ(loop_->Submit(std::move(r)).code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace hybridserve::scheduler
