@@ -24,3 +24,23 @@ hs_python_test(NAME tokenizer_reference_real
   ARGS ${CMAKE_CURRENT_SOURCE_DIR}/tokenizer/reference_test.py
        --hs_tokenize $<TARGET_FILE:hs_tokenize> --set real
        --testdata ${CMAKE_SOURCE_DIR}/../shared/testdata/tokenizers)
+
+# Integration tests (tests/integration/): the real server binary on a free
+# loopback port, driven by hs_client and Python grpcio clients (stubs generated
+# from proto/ at test time). Each script skips (77) when grpcio is missing.
+set(HS_INTEGRATION_TESTS client errors generate lifecycle reflection text)
+foreach(t ${HS_INTEGRATION_TESTS})
+  if(TARGET hybridserve AND TARGET hs_client)
+    hs_python_test(NAME integration_${t}
+      ARGS ${CMAKE_CURRENT_SOURCE_DIR}/integration/${t}_test.py
+           --hybridserve $<TARGET_FILE:hybridserve>
+           --hs_client $<TARGET_FILE:hs_client>
+           --hs_make_tiny_model $<TARGET_FILE:hs_make_tiny_model>
+           --hs_run_offline $<TARGET_FILE:hs_run_offline>)
+  else()
+    add_test(NAME integration_${t} COMMAND sh -c
+      "echo 'SKIPPED: the hybridserve or hs_client target is not part of this build'; exit 77")
+  endif()
+  set_tests_properties(integration_${t} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 900
+    LABELS "python;integration")
+endforeach()
