@@ -57,6 +57,13 @@ std::string TestPython() {
   return FromEnv("HS_TEST_PYTHON", HS_DEFAULT_TEST_PYTHON).string();
 }
 
+int TestCpuThreads() {
+  const char* value = std::getenv("HS_TEST_CPU_THREADS");
+  if (value == nullptr || *value == '\0') return 2;
+  const int n = std::atoi(value);
+  return n > 0 ? n : 2;
+}
+
 std::filesystem::path MakeTempDir() {
   std::string tmpl = (std::filesystem::temp_directory_path() / "hs_test_XXXXXX");
   std::vector<char> buf(tmpl.begin(), tmpl.end());

@@ -17,6 +17,9 @@ std::filesystem::path SharedTestdataDir();
 // The test venv's Python (HS_TEST_PYTHON: scripts/python_env.sh made it, with
 // tests/requirements.txt installed); empty when there is none.
 std::string TestPython();
+// CPU threads tests give the engine: HS_TEST_CPU_THREADS, default 2. The TSan
+// stage sets 1, since OpenMP's runtime is not instrumented.
+int TestCpuThreads();
 // A fresh, empty temporary folder, removed when the test binary exits.
 std::filesystem::path MakeTempDir();
 

@@ -67,7 +67,7 @@ class EngineLoopTest : public ::testing::Test {
     engine::EngineOptions eo;
     eo.model_dir = *dir_;
     eo.device = "cpu";
-    eo.num_threads = 2;
+    eo.num_threads = testing::TestCpuThreads();
     eo.kv_cache_bytes = kv_bytes;
     eo.max_num_tokens = options.max_batched_tokens;
     eo.max_num_seqs = options.max_num_seqs;
