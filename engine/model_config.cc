@@ -18,12 +18,13 @@ namespace {
 
 absl::string_view Sv(std::string_view s) { return {s.data(), s.size()}; }
 
-constexpr const char* kSupportedArchitectures[] = {"LlamaForCausalLM",
-                                                   "Mamba2ForCausalLM"};
+constexpr const char* kSupportedArchitectures[] = {
+    "LlamaForCausalLM", "Mamba2ForCausalLM", "BambaForCausalLM"};
 
 // config `model_type` expected for each architecture.
 const char* ExpectedModelType(std::string_view arch) {
   if (arch == "Mamba2ForCausalLM") return "mamba2";
+  if (arch == "BambaForCausalLM") return "bamba";
   return "llama";
 }
 
@@ -256,6 +257,7 @@ uint64_t SsmConfig::ssm_state_bytes(LayerKind kind) const {
 }
 
 int64_t ModelConfig::rotary_dim() const {
+  if (rope.explicit_rotary_dim > 0) return rope.explicit_rotary_dim;
   // transformers: int(head_dim * partial_rotary_factor).
   return static_cast<int64_t>(static_cast<double>(head_dim) *
                               rope.partial_rotary_factor);
@@ -424,8 +426,10 @@ absl::Status ParseMamba2(const rapidjson::Value& doc, std::string_view source,
   return absl::OkStatus();
 }
 
-absl::Status ParseLlama(const rapidjson::Value& doc, std::string_view source,
-                        ModelConfig& c) {
+// The attention layers' keys (Llama's, shared by Bamba): sizes, heads, norm
+// epsilon, biases, rope. The rotary dimension is checked by the caller.
+absl::Status ParseAttention(const rapidjson::Value& doc, std::string_view source,
+                            ModelConfig& c) {
   HS_ASSIGN_OR_RETURN(c.intermediate_size,
                       RequiredPositiveInt(doc, "intermediate_size", source));
   HS_ASSIGN_OR_RETURN(c.num_attention_heads,
@@ -486,6 +490,10 @@ absl::Status ParseLlama(const rapidjson::Value& doc, std::string_view source,
 
 
   HS_ASSIGN_OR_RETURN(c.rope, ParseRope(doc, c.max_position_embeddings, source));
+  return absl::OkStatus();
+}
+
+absl::Status CheckRotaryDim(const ModelConfig& c, std::string_view source) {
   const int64_t rotary = c.rotary_dim();
   if (rotary <= 0 || rotary % 2 != 0 || rotary > c.head_dim) {
     return Invalid(source,
@@ -495,7 +503,95 @@ absl::Status ParseLlama(const rapidjson::Value& doc, std::string_view source,
                                 c.head_dim, "]"));
   }
 
+  return absl::OkStatus();
+}
+
+absl::Status ParseLlama(const rapidjson::Value& doc, std::string_view source,
+                        ModelConfig& c) {
+  HS_RETURN_IF_ERROR(ParseAttention(doc, source, c));
+  HS_RETURN_IF_ERROR(CheckRotaryDim(c, source));
   c.layer_kinds.assign(static_cast<size_t>(c.num_layers), LayerKind::kAttention);
+  return absl::OkStatus();
+}
+
+// BambaForCausalLM: attention layers at attn_layer_indices (Llama keys, partial
+// rotary), Mamba-2 layers elsewhere (mamba_* keys), a SwiGLU MLP after every
+// mixer.
+absl::Status ParseBamba(const rapidjson::Value& doc, std::string_view source,
+                        ModelConfig& c) {
+  HS_RETURN_IF_ERROR(ParseAttention(doc, source, c));
+  // transformers' BambaConfig hard-codes partial_rotary_factor 0.5 whatever
+  // the file says; the training code and vLLM use attn_rotary_emb (64 of 128
+  // dims for Bamba-9B, i.e. the same) when the config has it.
+  c.rope.partial_rotary_factor = 0.5;
+  HS_ASSIGN_OR_RETURN(std::optional<int64_t> rotary_emb,
+                      JsonInt(doc, "attn_rotary_emb", source));
+  if (rotary_emb.has_value()) c.rope.explicit_rotary_dim = *rotary_emb;
+  HS_RETURN_IF_ERROR(CheckRotaryDim(c, source));
+
+  SsmConfig& m = c.ssm;
+  HS_ASSIGN_OR_RETURN(m.num_heads, RequiredPositiveInt(doc, "mamba_n_heads", source));
+  HS_ASSIGN_OR_RETURN(m.d_state, RequiredPositiveInt(doc, "mamba_d_state", source));
+  struct IntKey {
+    const char* key;
+    int64_t fallback;  // BambaConfig's default
+    int64_t* out;
+  };
+  int64_t expand = 0;
+  const IntKey ints[] = {{"mamba_expand", 2, &expand},
+                         {"mamba_d_conv", 4, &m.d_conv},
+                         {"mamba_n_groups", 1, &m.n_groups},
+                         {"mamba_chunk_size", 256, &m.chunk_size}};
+  for (const IntKey& k : ints) {
+    HS_ASSIGN_OR_RETURN(std::optional<int64_t> v, JsonInt(doc, k.key, source));
+    *k.out = v.value_or(k.fallback);
+    if (*k.out <= 0) {
+      return Invalid(source, absl::StrCat("\"", k.key, "\" must be positive, got ", *k.out));
+    }
+  }
+  m.d_inner = expand * c.hidden_size;
+  // mamba_d_head: an int or "auto" (d_inner / mamba_n_heads).
+  auto head = doc.FindMember("mamba_d_head");
+  if (head == doc.MemberEnd() || head->value.IsNull() ||
+      (head->value.IsString() && std::string(head->value.GetString()) == "auto")) {
+    m.head_dim = m.d_inner / m.num_heads;
+  } else {
+    HS_ASSIGN_OR_RETURN(std::optional<int64_t> d, JsonInt(doc, "mamba_d_head", source));
+    m.head_dim = d.value_or(0);
+  }
+  if (m.head_dim <= 0 || m.head_dim * m.num_heads != m.d_inner) {
+    return Invalid(source, absl::StrCat("mamba_d_head * mamba_n_heads (", m.head_dim, " * ",
+                                        m.num_heads, ") must equal mamba_expand * "
+                                        "hidden_size (", m.d_inner, ")"));
+  }
+  if (m.num_heads % m.n_groups != 0) {
+    return Invalid(source, absl::StrCat("\"mamba_n_heads\" (", m.num_heads,
+                                        ") must be a multiple of \"mamba_n_groups\" (",
+                                        m.n_groups, ")"));
+  }
+  HS_ASSIGN_OR_RETURN(std::optional<bool> conv_bias, JsonBool(doc, "mamba_conv_bias", source));
+  m.conv_bias = conv_bias.value_or(true);
+  HS_ASSIGN_OR_RETURN(std::optional<bool> proj_bias, JsonBool(doc, "mamba_proj_bias", source));
+  m.proj_bias = proj_bias.value_or(false);
+  m.norm_eps = c.rms_norm_eps;
+  HS_RETURN_IF_ERROR(ParseTimeStepLimit(doc, source, m));
+  HS_RETURN_IF_ERROR(RejectUnsupportedSsmOptions(doc, source));
+
+  c.layer_kinds.assign(static_cast<size_t>(c.num_layers), LayerKind::kMamba2);
+  auto idx = doc.FindMember("attn_layer_indices");
+  if (idx != doc.MemberEnd() && !idx->value.IsNull()) {
+    if (!idx->value.IsArray()) {
+      return Invalid(source, "\"attn_layer_indices\" must be a list of layer indices");
+    }
+    for (const auto& v : idx->value.GetArray()) {
+      if (!v.IsInt64() || v.GetInt64() < 0 || v.GetInt64() >= c.num_layers) {
+        return Invalid(source, absl::StrCat("\"attn_layer_indices\" entries must be "
+                                            "layer indices in [0, ",
+                                            c.num_layers, ")"));
+      }
+      c.layer_kinds[static_cast<size_t>(v.GetInt64())] = LayerKind::kAttention;
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -530,6 +626,8 @@ absl::StatusOr<ModelConfig> ParseModelConfig(std::string_view json_text,
   HS_RETURN_IF_ERROR(CheckSiluActivation(doc, "hidden_act", source));
   if (c.architecture == "Mamba2ForCausalLM") {
     HS_RETURN_IF_ERROR(ParseMamba2(doc, source, c));
+  } else if (c.architecture == "BambaForCausalLM") {
+    HS_RETURN_IF_ERROR(ParseBamba(doc, source, c));
   } else {
     HS_RETURN_IF_ERROR(ParseLlama(doc, source, c));
   }

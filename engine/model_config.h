@@ -34,6 +34,9 @@ struct RopeConfig {
   int64_t original_max_position_embeddings = 8192;
   // Fraction of head_dim that is rotated (1.0: all of it).
   double partial_rotary_factor = 1.0;
+  // Rotated dims given explicitly (Bamba's attn_rotary_emb); 0: from
+  // partial_rotary_factor.
+  int64_t explicit_rotary_dim = 0;
 };
 
 // The Mamba mixer's dimensions (Mamba-2 and Mamba-1 layers); all zero for
@@ -102,7 +105,7 @@ struct ModelConfig {
 };
 
 // Parses config.json text. `source` names the file in errors. Supported:
-// LlamaForCausalLM, Mamba2ForCausalLM. Rejects, naming the key: unknown
+// LlamaForCausalLM, Mamba2ForCausalLM, BambaForCausalLM. Rejects, naming the key: unknown
 // architectures, missing required keys, non-positive sizes, heads not dividing
 // evenly, unsupported rope types, hidden_act other than silu, and SSM options
 // the graph does not implement (e.g. norm_before_gate, rmsnorm false).

@@ -9,6 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "engine/backend/cpu/cpu_backend.h"
 #include "engine/checkpoint.h"
+#include "engine/model/bamba.h"
 #include "engine/model/llama.h"
 #include "engine/model/mamba2.h"
 #include "engine/status_macros.h"
@@ -86,6 +87,9 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& opti
   const std::string& arch = e->config_.architecture;
   if (arch == "LlamaForCausalLM") {
     HS_ASSIGN_OR_RETURN(e->model_, LlamaModel::Load(e->config_, *checkpoint,
+                                                    e->backend_.get(), load));
+  } else if (arch == "BambaForCausalLM") {
+    HS_ASSIGN_OR_RETURN(e->model_, BambaModel::Load(e->config_, *checkpoint,
                                                     e->backend_.get(), load));
   } else if (arch == "Mamba2ForCausalLM") {
     HS_ASSIGN_OR_RETURN(e->model_, Mamba2Model::Load(e->config_, *checkpoint,

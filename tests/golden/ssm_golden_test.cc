@@ -74,6 +74,7 @@ TEST_P(SsmGoldenTest, MatchesTransformers) {
   ASSERT_NE(engine, nullptr);
   const int64_t vocab = fixture->vocab_size;
   const bool bf16 = fixture->checkpoint_dtype == "bfloat16";
+  int greedy_compared = 0;
   for (size_t c = 0; c < fixture->cases.size(); ++c) {
     const testing::GoldenCase& gc = fixture->cases[c];
     const std::vector<float> ours = FullForward(*engine, gc.full_ids);
@@ -89,22 +90,30 @@ TEST_P(SsmGoldenTest, MatchesTransformers) {
     std::printf("[golden] %s case %zu: max |ours - transformers f32| = %.3g (tolerance %.3g)\n",
                 GetParam().c_str(), c, gap, tolerance);
 
-    int compared = 0;
     for (size_t p = gc.prompt_ids.size() - 1; p + 1 < gc.full_ids.size(); ++p) {
       if (gc.top2_margin[p] <= 5 * tolerance) continue;
-      ++compared;
+      ++greedy_compared;
       const int32_t ours_top = Argmax(absl::MakeConstSpan(ours).subspan(p * vocab, vocab));
       EXPECT_EQ(ours_top, gc.full_ids[p + 1]) << "case " << c << " position " << p;
     }
+    int compared = 0;
     for (size_t p = 0; p + 1 < gc.full_ids.size(); ++p) {
       if (gc.top2_margin[p] <= 5 * tolerance) continue;
+      ++compared;
       const int32_t ref_top =
           Argmax(absl::MakeConstSpan(gc.logits_f32).subspan(p * vocab, vocab));
       EXPECT_EQ(Argmax(absl::MakeConstSpan(ours).subspan(p * vocab, vocab)), ref_top)
           << "case " << c << " position " << p;
     }
-    EXPECT_GT(compared, 0) << "case " << c << ": no greedy token was confident enough";
+    EXPECT_GT(compared, 0) << "case " << c << ": no position was confident enough";
+    if (!bf16) {
+      EXPECT_GT(greedy_compared, 0) << "case " << c << ": no greedy token was confident enough";
+    }
   }
+  // bf16's tolerance (2x transformers' own bf16 gap, 0.04 to 0.09 here) makes
+  // the bar 10x that gap; some cases have no greedy token that confident, so
+  // the bar is applied per fixture for them.
+  EXPECT_GT(greedy_compared, 0) << "no greedy token was confident enough in any case";
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, SsmGoldenTest, ::testing::ValuesIn(SsmFixtureNames()),

@@ -3,6 +3,7 @@
 // options rejected by name.
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_replace.h"
 #include "engine/model_config.h"
@@ -101,6 +102,66 @@ TEST(SsmConfigTest, RejectsUnsupportedOptionsByName) {
   EXPECT_TRUE(Parse(With(R"("dtype": "float32")",
                          R"("dtype": "float32", "norm_before_gate": false, "rmsnorm": true)"))
                   .ok());
+}
+
+constexpr char kBamba[] = R"({
+  "architectures": ["BambaForCausalLM"], "model_type": "bamba",
+  "vocab_size": 256, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 4,
+  "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 256,
+  "rms_norm_eps": 1e-05, "attn_layer_indices": [1, 3], "mamba_n_heads": 8,
+  "mamba_d_head": "auto", "mamba_d_state": 16, "mamba_n_groups": 2, "mamba_expand": 2,
+  "mamba_d_conv": 4, "mamba_chunk_size": 256, "mamba_conv_bias": true,
+  "mamba_proj_bias": false, "hidden_act": "silu",
+  "rope_parameters": {"partial_rotary_factor": 0.5, "rope_theta": 10000.0, "rope_type": "default"},
+  "time_step_limit": [0.0, {"__float__": "Infinity"}], "tie_word_embeddings": false
+})";
+
+TEST(SsmConfigTest, ParsesBamba) {
+  auto c = Parse(kBamba);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->family(), ArchitectureFamily::kHybrid);
+  const std::vector<LayerKind> want = {LayerKind::kMamba2, LayerKind::kAttention,
+                                       LayerKind::kMamba2, LayerKind::kAttention};
+  EXPECT_EQ(c->layer_kinds, want);
+  EXPECT_EQ(c->num_attention_layers(), 2);
+  EXPECT_EQ(c->head_dim, 16);
+  EXPECT_EQ(c->rotary_dim(), 8);  // transformers' BambaConfig: half of head_dim
+  EXPECT_EQ(c->ssm.head_dim, 16);  // "auto": 2 * 64 / 8
+  EXPECT_EQ(c->ssm.n_groups, 2);
+  EXPECT_DOUBLE_EQ(c->ssm.norm_eps, 1e-5);
+  EXPECT_EQ(c->state_bytes_per_seq(), 2u * (192 * 3 + 8 * 16 * 16) * 4);
+  // The training code's attn_rotary_emb wins when present; a file's
+  // partial_rotary_factor does not (transformers hard-codes 0.5).
+  std::string text = absl::StrReplaceAll(kBamba, {{R"("tie_word_embeddings": false)",
+                                                   R"("tie_word_embeddings": false, "attn_rotary_emb": 12)"},
+                                                  {R"("partial_rotary_factor": 0.5)",
+                                                   R"("partial_rotary_factor": 1.0)"}});
+  auto r = Parse(text);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->rotary_dim(), 12);
+  // No attention layers at all: a pure SSM model.
+  auto none = Parse(absl::StrReplaceAll(kBamba, {{R"("attn_layer_indices": [1, 3],)", ""}}));
+  ASSERT_TRUE(none.ok()) << none.status();
+  EXPECT_EQ(none->family(), ArchitectureFamily::kSsm);
+}
+
+TEST(SsmConfigTest, BambaRejectsByName) {
+  const std::pair<std::string, std::string> cases[] = {
+      {R"("attn_layer_indices": [1, 3])", R"("attn_layer_indices": [1, 4])"},
+      {R"("mamba_d_head": "auto")", R"("mamba_d_head": 12)"},
+      {R"("mamba_n_groups": 2)", R"("mamba_n_groups": 3)"},
+      {R"("mamba_d_state": 16,)", ""},
+      {R"("hidden_act": "silu")", R"("hidden_act": "relu")"},
+  };
+  const char* names[] = {"attn_layer_indices", "mamba_d_head", "mamba_n_groups",
+                         "mamba_d_state", "hidden_act"};
+  for (size_t i = 0; i < std::size(cases); ++i) {
+    std::string text = absl::StrReplaceAll(kBamba, {{cases[i].first, cases[i].second}});
+    ASSERT_NE(text, kBamba) << names[i];
+    auto c = Parse(text);
+    ASSERT_FALSE(c.ok()) << names[i];
+    EXPECT_NE(c.status().message().find(names[i]), std::string::npos) << c.status();
+  }
 }
 
 }  // namespace

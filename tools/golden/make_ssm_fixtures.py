@@ -68,6 +68,27 @@ MAMBA2_BASE = dict(
     pad_token_id=1,
 )
 
+BAMBA_BASE = dict(
+    vocab_size=256,
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=4,
+    num_attention_heads=4,
+    num_key_value_heads=2,  # head_dim 16; BambaConfig rotates half of it (8 dims)
+    max_position_embeddings=256,
+    rms_norm_eps=1e-5,
+    mamba_n_heads=8,
+    mamba_d_head=16,
+    mamba_d_state=16,
+    mamba_expand=2,
+    mamba_d_conv=4,
+    tie_word_embeddings=False,
+    initializer_range=0.1,
+    bos_token_id=0,
+    eos_token_id=2,
+    pad_token_id=1,
+)
+
 # Full sequence lengths are 13, 31 and 72 (prompts of 5, 23, 64 plus 8 greedy tokens).
 FIXTURES = [
     dict(
@@ -117,8 +138,62 @@ FIXTURES = [
     ),
 ]
 
+FIXTURES += [
+    dict(
+        name="bamba_f32_attn1",
+        arch="bamba",
+        seed=0,
+        dtype="float32",
+        description=(
+            "Bamba f32, 4 layers with attention at layer 1 (4 heads / 2 kv heads, head_dim 16, "
+            "partial rotary: 8 of 16 dims), Mamba-2 layers n_groups 1, chunk_size 8, "
+            "SwiGLU after every mixer, untied"
+        ),
+        config=dict(attn_layer_indices=[1], mamba_n_groups=1, mamba_chunk_size=8),
+        contrast_full_rotary=True,
+    ),
+    dict(
+        name="bamba_f32_attn03_g2_tied",
+        arch="bamba",
+        seed=1,
+        dtype="float32",
+        description=(
+            "Bamba f32, attention at layers 0 and 3, Mamba-2 n_groups 2, chunk_size 16, "
+            "mamba in/out_proj biases, attention and MLP biases, tied embeddings"
+        ),
+        config=dict(
+            attn_layer_indices=[0, 3],
+            mamba_n_groups=2,
+            mamba_chunk_size=16,
+            mamba_proj_bias=True,
+            attention_bias=True,
+            mlp_bias=True,
+            tie_word_embeddings=True,
+        ),
+    ),
+    dict(
+        name="bamba_bf16_attn2_g4",
+        arch="bamba",
+        seed=2,
+        dtype="bfloat16",
+        description=(
+            "Bamba bf16 checkpoint, attention at layer 2 (4 heads / 1 kv head), Mamba-2 "
+            "n_groups 4, chunk_size 256, conv kernel 3, no conv bias"
+        ),
+        config=dict(
+            attn_layer_indices=[2],
+            num_key_value_heads=1,
+            mamba_n_groups=4,
+            mamba_chunk_size=256,
+            mamba_d_conv=3,
+            mamba_conv_bias=False,
+        ),
+    ),
+]
+
 ARCHS = {
     "mamba2": (Mamba2Config, Mamba2ForCausalLM, MAMBA2_BASE),
+    "bamba": (BambaConfig, BambaForCausalLM, BAMBA_BASE),
 }
 
 
@@ -131,6 +206,8 @@ def make_config(spec, **override):
     kw = dict(base)
     kw.update(spec["config"])
     kw.update(override)
+    if spec["arch"] == "bamba":
+        kw["attn_implementation"] = "eager"
     return config_cls(**kw)
 
 
@@ -164,7 +241,8 @@ def upcast_copy(model):
 
 
 def load(spec, folder, dtype):
-    return model_class(spec).from_pretrained(folder, dtype=dtype).eval()
+    kw = {"attn_implementation": "eager"} if spec["arch"] == "bamba" else {}
+    return model_class(spec).from_pretrained(folder, dtype=dtype, **kw).eval()
 
 
 def full_width_norm_gap(spec, model_f32, ref_logits, ids):
@@ -268,6 +346,18 @@ def verify(spec, folder, expected, tensors, model_f32):
         log(f"  {name}: logit gap to the same weights without the dt clamp: {gap:.4g}")
         if gap < 0.1:
             raise SystemExit(f"{name}: time_step_limit barely changes the logits ({gap})")
+    if spec.get("contrast_full_rotary"):
+        # Rotating all of head_dim instead of transformers' hard-coded half must
+        # move the logits, or the fixture would not test partial rotary.
+        other = upcast_copy(model_f32)
+        rot = other.model.rotary_emb
+        head_dim = other.config.hidden_size // other.config.num_attention_heads
+        theta = other.config.rope_parameters["rope_theta"]
+        rot.inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float) / head_dim))
+        gap = max_abs(forward_logits(other, full), tensors[f"case{last}.logits_f32"])
+        log(f"  {name}: logit gap to rotating all {head_dim} head dims: {gap:.4g}")
+        if gap < 0.1:
+            raise SystemExit(f"{name}: partial rotary barely changes the logits ({gap})")
 
 
 def summarize(name, expected, tensors, folder):
