@@ -278,11 +278,16 @@ bool EngineLoop::Iterate() {
   };
   std::vector<Scheduled> sched;
   int64_t budget = options_.max_batched_tokens;
-  for (auto& s : running_) {
-    const int64_t n = ChunkLimit(*s, budget);
-    if (n <= 0) continue;
-    sched.push_back({s.get(), n});
-    budget -= n;
+  // Decodes (one new token) before prefill chunks, so a long prompt never
+  // delays the running sequences' next tokens.
+  for (const bool decodes : {true, false}) {
+    for (auto& s : running_) {
+      if ((s->num_uncomputed() == 1) != decodes) continue;
+      const int64_t n = ChunkLimit(*s, budget);
+      if (n <= 0) continue;
+      sched.push_back({s.get(), n});
+      budget -= n;
+    }
   }
   int64_t available = blocks_.num_free() - PromisedBlocks();
   const absl::Time now = absl::Now();
