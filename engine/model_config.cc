@@ -19,12 +19,13 @@ namespace {
 absl::string_view Sv(std::string_view s) { return {s.data(), s.size()}; }
 
 constexpr const char* kSupportedArchitectures[] = {
-    "LlamaForCausalLM", "Mamba2ForCausalLM", "BambaForCausalLM"};
+    "LlamaForCausalLM", "Mamba2ForCausalLM", "BambaForCausalLM", "MambaForCausalLM"};
 
 // config `model_type` expected for each architecture.
 const char* ExpectedModelType(std::string_view arch) {
   if (arch == "Mamba2ForCausalLM") return "mamba2";
   if (arch == "BambaForCausalLM") return "bamba";
+  if (arch == "MambaForCausalLM") return "mamba";
   return "llama";
 }
 
@@ -316,8 +317,7 @@ absl::Status CheckSiluActivation(const rapidjson::Value& doc, const char* key,
 absl::Status RejectUnsupportedSsmOptions(const rapidjson::Value& doc,
                                          std::string_view source) {
   const std::pair<const char*, bool> bools[] = {
-      {"norm_before_gate", false}, {"rmsnorm", true}, {"D_has_hdim", false},
-      {"use_mambapy", false}};
+      {"norm_before_gate", false}, {"rmsnorm", true}, {"D_has_hdim", false}};
   for (const auto& [key, supported] : bools) {
     auto it = doc.FindMember(key);
     if (it == doc.MemberEnd() || it->value.IsNull()) continue;
@@ -428,6 +428,53 @@ absl::Status ParseMamba2(const rapidjson::Value& doc, std::string_view source,
 
 // The attention layers' keys (Llama's, shared by Bamba): sizes, heads, norm
 // epsilon, biases, rope. The rotary dimension is checked by the caller.
+// MambaForCausalLM (Mamba-1): transformers' MambaConfig keys.
+absl::Status ParseMamba1(const rapidjson::Value& doc, std::string_view source,
+                         ModelConfig& c) {
+  SsmConfig& m = c.ssm;
+  HS_ASSIGN_OR_RETURN(std::optional<int64_t> d_state, JsonInt(doc, "state_size", source));
+  HS_ASSIGN_OR_RETURN(std::optional<int64_t> expand, JsonInt(doc, "expand", source));
+  HS_ASSIGN_OR_RETURN(std::optional<int64_t> d_conv, JsonInt(doc, "conv_kernel", source));
+  m.d_state = d_state.value_or(16);
+  m.d_inner = expand.value_or(2) * c.hidden_size;
+  m.d_conv = d_conv.value_or(4);
+  // time_step_rank: an int or "auto" (ceil(hidden_size / 16)).
+  auto rank = doc.FindMember("time_step_rank");
+  if (rank == doc.MemberEnd() || rank->value.IsNull() ||
+      (rank->value.IsString() && std::string(rank->value.GetString()) == "auto")) {
+    m.dt_rank = (c.hidden_size + 15) / 16;
+  } else {
+    HS_ASSIGN_OR_RETURN(std::optional<int64_t> r, JsonInt(doc, "time_step_rank", source));
+    m.dt_rank = r.value_or(0);
+  }
+  const std::pair<const char*, int64_t> sizes[] = {{"state_size", m.d_state},
+                                                   {"expand", m.d_inner},
+                                                   {"conv_kernel", m.d_conv},
+                                                   {"time_step_rank", m.dt_rank}};
+  for (const auto& [key, v] : sizes) {
+    if (v <= 0) return Invalid(source, absl::StrCat("\"", key, "\" must be positive"));
+  }
+  HS_ASSIGN_OR_RETURN(std::optional<bool> conv_bias, JsonBool(doc, "use_conv_bias", source));
+  m.conv_bias = conv_bias.value_or(true);
+  HS_ASSIGN_OR_RETURN(std::optional<bool> bias, JsonBool(doc, "use_bias", source));
+  m.proj_bias = bias.value_or(false);
+  HS_ASSIGN_OR_RETURN(std::optional<double> eps, JsonDouble(doc, "layer_norm_epsilon", source));
+  c.rms_norm_eps = eps.value_or(1e-5);
+  if (!(c.rms_norm_eps > 0.0) || !std::isfinite(c.rms_norm_eps)) {
+    return Invalid(source, absl::StrCat("\"layer_norm_epsilon\" must be positive, got ",
+                                        c.rms_norm_eps));
+  }
+  m.norm_eps = c.rms_norm_eps;
+  m.dt_min = 0.0;
+  m.dt_max = std::numeric_limits<double>::infinity();
+  HS_RETURN_IF_ERROR(RejectUnsupportedSsmOptions(doc, source));
+  HS_ASSIGN_OR_RETURN(std::optional<int64_t> max_pos,
+                      JsonInt(doc, "max_position_embeddings", source));
+  c.max_position_embeddings = std::max<int64_t>(0, max_pos.value_or(0));
+  c.layer_kinds.assign(static_cast<size_t>(c.num_layers), LayerKind::kMamba1);
+  return absl::OkStatus();
+}
+
 absl::Status ParseAttention(const rapidjson::Value& doc, std::string_view source,
                             ModelConfig& c) {
   HS_ASSIGN_OR_RETURN(c.intermediate_size,
@@ -626,6 +673,8 @@ absl::StatusOr<ModelConfig> ParseModelConfig(std::string_view json_text,
   HS_RETURN_IF_ERROR(CheckSiluActivation(doc, "hidden_act", source));
   if (c.architecture == "Mamba2ForCausalLM") {
     HS_RETURN_IF_ERROR(ParseMamba2(doc, source, c));
+  } else if (c.architecture == "MambaForCausalLM") {
+    HS_RETURN_IF_ERROR(ParseMamba1(doc, source, c));
   } else if (c.architecture == "BambaForCausalLM") {
     HS_RETURN_IF_ERROR(ParseBamba(doc, source, c));
   } else {

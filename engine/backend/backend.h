@@ -181,6 +181,18 @@ class Backend {
                                   const SsmBatch& batch,
                                   const Mamba2ScanParams& params,
                                   const Tensor& y) = 0;
+  // Mamba-1 selective scan over each sequence, continuing from its state.
+  // x, dt (raw, before dt_bias), z, y: [T, D]; bc [T, 2N] holds B then C;
+  // a_log [D, N]; dt_bias, d: [D]; ssm_state [num_slots, D, N] f32. Per token
+  // t and channel c:
+  //   δ = softplus(dt[t,c] + dt_bias[c]);  A = -exp(a_log)
+  //   S[c,:] = exp(δ · A[c,:]) ⊙ S[c,:] + δ · x[t,c] · B[t,:]
+  //   y[t,c] = (S[c,:] · C[t,:] + d[c] · x[t,c]) · silu(z[t,c])
+  virtual absl::Status Mamba1Scan(const Tensor& x, const Tensor& dt,
+                                  const Tensor& bc, const Tensor& z,
+                                  const Tensor& a_log, const Tensor& dt_bias,
+                                  const Tensor& d, const Tensor& ssm_state,
+                                  const SsmBatch& batch, const Tensor& y) = 0;
   // Gated RMSNorm (mamba_ssm's RMSNormGated with norm_before_gate=False):
   // h = x · silu(z); each group of `group_size` channels of h is divided by
   // sqrt(mean(h²) + eps) over that group; out = w · h. x, z, out: [T, D];

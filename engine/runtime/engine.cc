@@ -11,6 +11,7 @@
 #include "engine/checkpoint.h"
 #include "engine/model/bamba.h"
 #include "engine/model/llama.h"
+#include "engine/model/mamba1.h"
 #include "engine/model/mamba2.h"
 #include "engine/status_macros.h"
 
@@ -91,6 +92,9 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& opti
   } else if (arch == "BambaForCausalLM") {
     HS_ASSIGN_OR_RETURN(e->model_, BambaModel::Load(e->config_, *checkpoint,
                                                     e->backend_.get(), load));
+  } else if (arch == "MambaForCausalLM") {
+    HS_ASSIGN_OR_RETURN(e->model_, Mamba1Model::Load(e->config_, *checkpoint,
+                                                     e->backend_.get(), load));
   } else if (arch == "Mamba2ForCausalLM") {
     HS_ASSIGN_OR_RETURN(e->model_, Mamba2Model::Load(e->config_, *checkpoint,
                                                      e->backend_.get(), load));

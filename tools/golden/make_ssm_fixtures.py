@@ -89,6 +89,24 @@ BAMBA_BASE = dict(
     pad_token_id=1,
 )
 
+MAMBA_BASE = dict(
+    vocab_size=256,
+    hidden_size=64,
+    expand=2,  # d_inner 128
+    state_size=16,
+    conv_kernel=4,
+    num_hidden_layers=2,
+    layer_norm_epsilon=1e-5,
+    use_conv_bias=True,
+    use_bias=False,
+    time_step_rank="auto",  # ceil(64 / 16) = 4
+    tie_word_embeddings=False,
+    initializer_range=0.1,
+    bos_token_id=0,
+    eos_token_id=2,
+    pad_token_id=1,
+)
+
 # Full sequence lengths are 13, 31 and 72 (prompts of 5, 23, 64 plus 8 greedy tokens).
 FIXTURES = [
     dict(
@@ -191,7 +209,39 @@ FIXTURES += [
     ),
 ]
 
+FIXTURES += [
+    dict(
+        name="mamba_f32_untied",
+        arch="mamba",
+        seed=0,
+        dtype="float32",
+        description="Mamba-1 f32, d_inner 128, d_state 16, dt_rank 4 (auto), conv kernel 4, untied",
+        config=dict(),
+    ),
+    dict(
+        name="mamba_f32_bias_tied",
+        arch="mamba",
+        seed=1,
+        dtype="float32",
+        description=(
+            "Mamba-1 f32, in_proj/out_proj biases, dt_rank 6, d_state 8, 3 layers, "
+            "tied embeddings"
+        ),
+        config=dict(use_bias=True, time_step_rank=6, state_size=8, num_hidden_layers=3,
+                    tie_word_embeddings=True),
+    ),
+    dict(
+        name="mamba_bf16",
+        arch="mamba",
+        seed=2,
+        dtype="bfloat16",
+        description="Mamba-1 bf16 checkpoint, conv kernel 3, no conv bias",
+        config=dict(conv_kernel=3, use_conv_bias=False),
+    ),
+]
+
 ARCHS = {
+    "mamba": (MambaConfig, MambaForCausalLM, MAMBA_BASE),
     "mamba2": (Mamba2Config, Mamba2ForCausalLM, MAMBA2_BASE),
     "bamba": (BambaConfig, BambaForCausalLM, BAMBA_BASE),
 }
@@ -225,12 +275,14 @@ def build_model(spec):
             leaf = name.rsplit(".", 1)[-1]
             if "norm" in name and leaf == "weight":
                 param.copy_(1.0 + NORM_PERTURBATION * torch.randn_like(param))
-            elif leaf == "bias" and ("conv1d" in name or "proj" in name):
+            elif leaf == "bias" and ("conv1d" in name or "proj" in name) and "dt_proj" not in name:
                 param.copy_(BIAS_STD * torch.randn_like(param))
             elif leaf == "D":
                 param.copy_(1.0 + D_PERTURBATION * torch.randn_like(param))
             elif leaf == "A_log":
                 param.add_(A_LOG_NOISE * torch.randn_like(param))
+            elif "dt_proj" in name and leaf == "bias":
+                pass  # keep transformers' dt init (softplus^-1 of dt in [1e-3, 0.1])
     return model.eval()
 
 

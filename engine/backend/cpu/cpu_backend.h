@@ -74,6 +74,11 @@ class CpuBackend final : public Backend {
                           const Tensor& d, const Tensor& ssm_state,
                           const SsmBatch& batch, const Mamba2ScanParams& params,
                           const Tensor& y) override;
+  absl::Status Mamba1Scan(const Tensor& x, const Tensor& dt, const Tensor& bc,
+                          const Tensor& z, const Tensor& a_log,
+                          const Tensor& dt_bias, const Tensor& d,
+                          const Tensor& ssm_state, const SsmBatch& batch,
+                          const Tensor& y) override;
   absl::Status GatedRmsNorm(const Tensor& x, const Tensor& z, const Tensor& w,
                             int64_t group_size, float eps,
                             const Tensor& out) override;

@@ -16,6 +16,7 @@ namespace hybridserve::engine {
 namespace {
 
 constexpr int64_t kMaxConvKernel = 16;
+constexpr int64_t kMaxDState = 512;  // Mamba-1 d_state (16 in released models)
 
 absl::Status ShapeError(absl::string_view op, absl::string_view detail) {
   return absl::InvalidArgumentError(absl::StrCat(op, ": ", detail));
@@ -175,6 +176,64 @@ absl::Status CpuBackend::Mamba2Scan(const Tensor& xbc, const Tensor& dt,
           }
           yo[pi] = acc + dskip * x[pi];
         }
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CpuBackend::Mamba1Scan(const Tensor& x, const Tensor& dt,
+                                    const Tensor& bc, const Tensor& z,
+                                    const Tensor& a_log, const Tensor& dt_bias,
+                                    const Tensor& d, const Tensor& ssm_state,
+                                    const SsmBatch& batch, const Tensor& y) {
+  HS_RETURN_IF_ERROR(ExpectTensor(x, DType::kF32, 2, "Mamba1Scan x"));
+  HS_RETURN_IF_ERROR(ExpectTensor(dt, DType::kF32, 2, "Mamba1Scan dt"));
+  HS_RETURN_IF_ERROR(ExpectTensor(bc, DType::kF32, 2, "Mamba1Scan bc"));
+  HS_RETURN_IF_ERROR(ExpectTensor(z, DType::kF32, 2, "Mamba1Scan z"));
+  HS_RETURN_IF_ERROR(ExpectTensor(a_log, DType::kF32, 2, "Mamba1Scan a_log"));
+  HS_RETURN_IF_ERROR(ExpectTensor(dt_bias, DType::kF32, 1, "Mamba1Scan dt_bias"));
+  HS_RETURN_IF_ERROR(ExpectTensor(d, DType::kF32, 1, "Mamba1Scan d"));
+  HS_RETURN_IF_ERROR(ExpectTensor(ssm_state, DType::kF32, 3, "Mamba1Scan ssm_state"));
+  HS_RETURN_IF_ERROR(ExpectTensor(y, DType::kF32, 2, "Mamba1Scan y"));
+  const int64_t t = x.dim(0), ch = x.dim(1), n = a_log.dim(1);
+  if (dt.dim(0) != t || dt.dim(1) != ch || z.dim(0) != t || z.dim(1) != ch ||
+      bc.dim(0) != t || bc.dim(1) != 2 * n || a_log.dim(0) != ch || dt_bias.dim(0) != ch ||
+      d.dim(0) != ch || ssm_state.dim(1) != ch || ssm_state.dim(2) != n ||
+      y.dim(0) != t || y.dim(1) != ch) {
+    return ShapeError("Mamba1Scan",
+                      absl::StrCat("x ", x.ShapeString(), " dt ", dt.ShapeString(), " bc ",
+                                   bc.ShapeString(), " a_log ", a_log.ShapeString(),
+                                   " state ", ssm_state.ShapeString(), " y ",
+                                   y.ShapeString()));
+  }
+  if (n > kMaxDState) return ShapeError("Mamba1Scan", "d_state above 512");
+  HS_RETURN_IF_ERROR(CheckSsmBatch(batch, t, ssm_state.dim(0), "Mamba1Scan"));
+  const int64_t s = batch.num_seqs;
+  const int32_t* qs = batch.query_start.as<int32_t>();
+  const int32_t* slot = batch.state_slot.as<int32_t>();
+  const int32_t* has_init = batch.has_initial_state.as<int32_t>();
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int64_t q = 0; q < s; ++q) {
+    for (int64_t c = 0; c < ch; ++c) {
+      float* state = ssm_state.as<float>() + (slot[q] * ch + c) * n;  // [n]
+      if (has_init[q] == 0) std::fill(state, state + n, 0.0f);
+      float a[kMaxDState];
+      for (int64_t j = 0; j < n; ++j) a[j] = -std::exp(a_log.as<float>()[c * n + j]);
+      const float bias = dt_bias.as<float>()[c];
+      const float dskip = d.as<float>()[c];
+      for (int64_t i = qs[q]; i < qs[q + 1]; ++i) {
+        const float xv = x.as<float>()[i * ch + c];
+        const float delta = Softplus(dt.as<float>()[i * ch + c] + bias);
+        const float* bvec = bc.as<float>() + i * 2 * n;
+        const float* cvec = bvec + n;
+        const float dx = delta * xv;
+        float acc = 0.0f;
+        for (int64_t j = 0; j < n; ++j) {
+          state[j] = std::exp(delta * a[j]) * state[j] + dx * bvec[j];
+          acc += state[j] * cvec[j];
+        }
+        y.as<float>()[i * ch + c] = (acc + dskip * xv) * Silu(z.as<float>()[i * ch + c]);
       }
     }
   }
