@@ -27,7 +27,8 @@ EngineLoop::EngineLoop(engine::Engine* engine,
     : engine_(engine),
       tokenizer_(tokenizer),
       options_(options),
-      blocks_(engine->memory_plan().num_blocks, engine->memory_plan().block_tokens) {
+      blocks_(engine->memory_plan().num_blocks, engine->memory_plan().block_tokens),
+      slots_(engine->memory_plan().num_state_slots) {
   PublishLoad();
 }
 
@@ -50,7 +51,7 @@ absl::Status EngineLoop::Warmup() {
   plan.block_table = blocks_.Table(seq);
   plan.block_table_width = std::max<int32_t>(1, static_cast<int32_t>(plan.block_table.size()));
   if (plan.block_table.empty()) plan.block_table = {0};
-  plan.state_slot = {0};
+  plan.state_slot = {0};  // slot 0 is free before Start: zeroed here, zeroed again on use
   plan.state_is_fresh = {1};
   plan.logits_indices = {static_cast<int32_t>(n - 1)};
   absl::Status st = engine_->Step(plan, &step_out_);
@@ -125,6 +126,8 @@ void EngineLoop::Stop() {
 LoopLoad EngineLoop::load() const {
   return {.free_kv_blocks = free_blocks_.load(),
           .total_kv_blocks = blocks_.num_blocks(),
+          .free_state_slots = free_slots_.load(),
+          .total_state_slots = slots_.num_slots(),
           .running = num_running_.load(),
           .waiting = num_waiting_.load()};
 }
@@ -132,6 +135,7 @@ LoopLoad EngineLoop::load() const {
 void EngineLoop::PublishLoad() {
   // Blocks promised to running sequences are not free for new ones.
   free_blocks_.store(blocks_.num_free());
+  free_slots_.store(slots_.num_free());
   num_running_.store(static_cast<int32_t>(running_.size()));
   num_waiting_.store(static_cast<int32_t>(waiting_.size()));
 }
@@ -195,6 +199,10 @@ void EngineLoop::Finish(Sequence& seq, FinishReason reason, absl::Status status,
   if (seq.finished) return;
   seq.finished = true;
   blocks_.Free(seq.id);
+  if (seq.state_slot >= 0) {
+    slots_.Release(seq.state_slot);
+    seq.state_slot = -1;
+  }
   // Text still held back by the detokenizer and the stop checker (not after a
   // stop string: nothing after it is returned).
   if (flush_text) {
@@ -296,6 +304,11 @@ bool EngineLoop::Iterate() {
     Sequence& s = *waiting_.front();
     const int64_t need = ReservedBlocks(s);
     if (need > available) break;  // FCFS: the head waits for room
+    if (slots_.has_slots()) {
+      std::optional<int32_t> slot = slots_.Acquire();
+      if (!slot) break;
+      s.state_slot = *slot;
+    }
     available -= need;
     s.first_scheduled = now;
     running_.push_back(std::move(waiting_.front()));
@@ -354,7 +367,7 @@ bool EngineLoop::Iterate() {
     for (int64_t b = 0; b < width; ++b) {
       plan.block_table.push_back(b < static_cast<int64_t>(table.size()) ? table[b] : -1);
     }
-    plan.state_slot.push_back(0);
+    plan.state_slot.push_back(std::max(s.state_slot, 0));
     plan.state_is_fresh.push_back(s.num_computed == 0);
   }
 

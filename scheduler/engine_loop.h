@@ -7,7 +7,7 @@
 //   samples → appends tokens → stop checks → emits events → frees what
 //   finished.
 // This first version admits a request only when the KV cache can hold its
-// prompt plus max_new_tokens (blocks are reserved, so no running sequence ever
+// prompt plus max_new_tokens and, for models with SSM layers, a state slot is free (blocks are reserved, so no running sequence ever
 // runs out and nothing is preempted); prefill is chunked to the step's token
 // budget.
 // Thread-safe (public methods); the loop's state is owned by its thread.
@@ -32,6 +32,7 @@
 #include "scheduler/block_manager.h"
 #include "scheduler/request.h"
 #include "scheduler/sequence.h"
+#include "scheduler/state_slots.h"
 
 namespace hybridserve::scheduler {
 
@@ -57,6 +58,8 @@ struct StepStats {
 struct LoopLoad {
   int64_t free_kv_blocks = 0;
   int64_t total_kv_blocks = 0;
+  int64_t free_state_slots = 0;
+  int64_t total_state_slots = 0;
   int32_t running = 0;
   int32_t waiting = 0;
 };
@@ -135,6 +138,7 @@ class EngineLoop {
 
   // Owned by the loop thread.
   BlockManager blocks_;
+  StateSlotPool slots_;
   engine::Sampler sampler_;
   std::deque<std::unique_ptr<Sequence>> waiting_;
   std::vector<std::unique_ptr<Sequence>> running_;
@@ -144,6 +148,7 @@ class EngineLoop {
 
   // Published for load().
   std::atomic<int64_t> free_blocks_{0};
+  std::atomic<int64_t> free_slots_{0};
   std::atomic<int32_t> num_running_{0};
   std::atomic<int32_t> num_waiting_{0};
 };

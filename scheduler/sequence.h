@@ -35,6 +35,7 @@ struct Sequence {
   std::unique_ptr<Request> req;
   std::vector<int32_t> tokens;  // prompt, then generated
   int64_t num_computed = 0;     // tokens whose K/V (or state) is in the cache
+  int32_t state_slot = -1;      // SSM models: the slot held while running
   engine::tokenizer::IncrementalDetokenizer detokenizer;
   StopChecker stop_checker;
   bool first_event_sent = false;

@@ -82,14 +82,19 @@ void InferenceService::FillModelInfo(v1::ModelInfo* info) const {
   info->set_vocab_size(static_cast<int32_t>(c.vocab_size));
   info->set_max_model_len(model_->max_model_len);
   info->set_kv_cache_bytes_per_token(static_cast<int64_t>(model_->memory.kv_bytes_per_token));
-  info->set_ssm_state_bytes_per_sequence(0);
+  info->set_ssm_state_bytes_per_sequence(static_cast<int64_t>(model_->memory.state_bytes_per_slot));
   info->set_block_tokens(static_cast<int32_t>(model_->memory.block_tokens));
-  info->set_capacity_sequences(model_->config.max_num_seqs);
+  info->set_capacity_sequences(
+      model_->memory.num_state_slots > 0
+          ? std::min<int64_t>(model_->config.max_num_seqs, model_->memory.num_state_slots)
+          : model_->config.max_num_seqs);
   info->set_capacity_tokens(model_->memory.num_blocks * model_->memory.block_tokens);
   const scheduler::LoopLoad load = model_->loop->load();
   v1::ModelLoad* l = info->mutable_load();
   l->set_free_kv_blocks(load.free_kv_blocks);
   l->set_total_kv_blocks(load.total_kv_blocks);
+  l->set_free_state_slots(load.free_state_slots);
+  l->set_total_state_slots(load.total_state_slots);
   l->set_running_requests(load.running);
   l->set_waiting_requests(load.waiting);
 }
