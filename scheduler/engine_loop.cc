@@ -28,7 +28,8 @@ EngineLoop::EngineLoop(engine::Engine* engine,
       tokenizer_(tokenizer),
       options_(options),
       blocks_(engine->memory_plan().num_blocks, engine->memory_plan().block_tokens),
-      slots_(engine->memory_plan().num_state_slots) {
+      slots_(engine->memory_plan().num_state_slots),
+      observer_(options.observer != nullptr ? options.observer : &null_observer_) {
   PublishLoad();
 }
 
@@ -136,6 +137,12 @@ void EngineLoop::PublishLoad() {
   // Blocks promised to running sequences are not free for new ones.
   free_blocks_.store(blocks_.num_free());
   free_slots_.store(slots_.num_free());
+  observer_->OnPools({.used_kv_blocks = blocks_.num_blocks() - blocks_.num_free(),
+                      .free_kv_blocks = blocks_.num_free(),
+                      .used_state_slots = slots_.num_slots() - slots_.num_free(),
+                      .free_state_slots = slots_.num_free(),
+                      .running = static_cast<int32_t>(running_.size()),
+                      .waiting = static_cast<int32_t>(waiting_.size())});
   num_running_.store(static_cast<int32_t>(running_.size()));
   num_waiting_.store(static_cast<int32_t>(waiting_.size()));
 }
@@ -230,6 +237,7 @@ void EngineLoop::Finish(Sequence& seq, FinishReason reason, absl::Status status,
       seq.first_token == absl::InfiniteFuture() ? 0.0 : Seconds(seq.first_token - seq.req->arrival);
   event.usage.total_seconds = Seconds(now - seq.req->arrival);
   event.usage.device_seconds = seq.device_seconds;
+  observer_->OnFinish(reason, event.usage);
   seq.req->stream->PushFinal(std::move(event));
 }
 
@@ -311,6 +319,7 @@ bool EngineLoop::Iterate() {
     }
     available -= need;
     s.first_scheduled = now;
+    observer_->OnFirstScheduled(s.prompt_len(), Seconds(now - s.req->arrival));
     running_.push_back(std::move(waiting_.front()));
     waiting_.pop_front();
     const int64_t n = ChunkLimit(s, budget);
@@ -384,6 +393,10 @@ bool EngineLoop::Iterate() {
   }
 
   // ---- sample, stop checks, emit
+  std::vector<bool> decode_step(sched.size());
+  for (size_t i = 0; i < sched.size(); ++i) {
+    decode_step[i] = sched[i].seq->num_computed >= sched[i].seq->prompt_len();
+  }
   const int64_t vocab = step_out_.vocab_size;
   const int64_t total = plan.num_tokens();
   for (size_t i = 0; i < sched.size(); ++i) {
@@ -400,16 +413,17 @@ bool EngineLoop::Iterate() {
   }
   std::erase_if(running_, [](const auto& s) { return s->finished; });
   PublishLoad();
-  if (options_.on_step) {
-    StepStats stats{.num_tokens = total,
-                    .num_seqs = static_cast<int64_t>(sched.size()),
-                    .num_prefill_tokens = total,
-                    .forward_seconds = step_out_.forward_seconds};
-    for (const Scheduled& x : sched) {
-      if (x.n == 1 && x.seq->num_computed > x.seq->prompt_len()) --stats.num_prefill_tokens;
+  StepStats stats{.num_tokens = total,
+                  .num_seqs = static_cast<int64_t>(sched.size()),
+                  .forward_seconds = step_out_.forward_seconds};
+  for (size_t i = 0; i < sched.size(); ++i) {
+    if (decode_step[i]) {
+      ++stats.num_decode_tokens;
+    } else {
+      stats.num_prefill_tokens += sched[i].n;
     }
-    options_.on_step(stats);
   }
+  observer_->OnStep(stats);
   return true;
 }
 
@@ -442,7 +456,14 @@ void EngineLoop::SampleAndEmit(Sequence& seq, const float* logits_row) {
   engine::SampleResult r = sampler_.Sample(in);
   const int32_t token = r.token;
   seq.tokens.push_back(token);
-  if (seq.first_token == absl::InfiniteFuture()) seq.first_token = absl::Now();
+  const absl::Time now = absl::Now();
+  if (seq.first_token == absl::InfiniteFuture()) {
+    seq.first_token = now;
+    observer_->OnToken(true, Seconds(now - seq.req->arrival));
+  } else {
+    observer_->OnToken(false, Seconds(now - seq.last_token));
+  }
+  seq.last_token = now;
 
   TokenEvent event;
   event.token_ids = {token};

@@ -30,6 +30,7 @@
 #include "engine/sampler.h"
 #include "engine/tokenizer/tokenizer.h"
 #include "scheduler/block_manager.h"
+#include "scheduler/loop_observer.h"
 #include "scheduler/request.h"
 #include "scheduler/sequence.h"
 #include "scheduler/state_slots.h"
@@ -43,15 +44,9 @@ struct EngineLoopOptions {
   // Prompt-logprob rows computed per step for one sequence (bounds the logits
   // materialised at once: rows x vocabulary).
   int64_t prompt_logprobs_chunk = 256;
-  // Called after every step with its statistics (metrics); may be empty.
-  std::function<void(const struct StepStats&)> on_step;
-};
-
-struct StepStats {
-  int64_t num_tokens = 0;
-  int64_t num_seqs = 0;
-  int64_t num_prefill_tokens = 0;
-  double forward_seconds = 0.0;
+  // Told about steps, tokens and finished requests (metrics); may be null.
+  // Must outlive the loop.
+  LoopObserver* observer = nullptr;
 };
 
 // A snapshot of the loop's load, safe to read from any thread.
@@ -145,6 +140,8 @@ class EngineLoop {
   int64_t next_seq_id_ = 0;
   engine::StepOutput step_out_;
   std::vector<int32_t> banned_;  // scratch for SampleAndEmit
+  LoopObserver null_observer_;
+  LoopObserver* observer_;  // options_.observer or null_observer_
 
   // Published for load().
   std::atomic<int64_t> free_blocks_{0};

@@ -42,6 +42,7 @@ struct Sequence {
   std::vector<TokenLogprobInfo> prompt_logprobs;  // accumulated until the first event
   absl::Time first_scheduled = absl::InfiniteFuture();
   absl::Time first_token = absl::InfiniteFuture();
+  absl::Time last_token = absl::InfiniteFuture();
   double device_seconds = 0.0;
   bool finished = false;
 };

@@ -22,6 +22,13 @@ ABSL_FLAG(std::string, served_model_name, "",
           "Default: the model folder's name.");
 ABSL_FLAG(std::string, host, "0.0.0.0", "Address the gRPC server listens on.");
 ABSL_FLAG(int, port, 50051, "gRPC port; 0 picks a free port (printed at start-up).");
+ABSL_FLAG(int, metrics_port, 9464,
+          "Port of the Prometheus /metrics endpoint (same host as --host); 0 picks "
+          "a free port, -1 turns the endpoint off. If the default port is taken "
+          "the server runs without metrics and says so; a port given here must bind.");
+ABSL_FLAG(double, cost_per_device_hour, 0.0,
+          "Price of the device per hour (e.g. USD): requests' usage.cost_usd and "
+          "the cost metrics (hybridserve_cost_usd_total) use it. 0 = no cost.");
 ABSL_FLAG(std::string, device, "auto",
           "auto | cpu | cuda. auto uses CUDA when the build has it and a GPU is "
           "present, else the CPU.");
@@ -59,8 +66,8 @@ ABSL_FLAG(int64_t, outbox_events, 512,
           "Responses that may wait unread per stream; a client that falls this "
           "far behind is cancelled so it cannot stall the others.");
 ABSL_FLAG(std::string, ready_file, "",
-          "When set, the chosen port is written to this file once the server is "
-          "ready (for scripts and tests).");
+          "When set, once the server is ready this file gets the gRPC port on its "
+          "first line and the metrics port on its second (for scripts and tests).");
 
 namespace hybridserve::server {
 namespace {
@@ -128,6 +135,11 @@ absl::StatusOr<ServerConfig> ParseServerFlags(int argc, char** argv) {
   }
   c.host = absl::GetFlag(FLAGS_host);
   c.port = absl::GetFlag(FLAGS_port);
+  c.metrics_port = absl::GetFlag(FLAGS_metrics_port);
+  for (const std::string& a : args) {
+    if (a.rfind("--metrics_port", 0) == 0) c.metrics_port_is_default = false;
+  }
+  c.cost_per_device_hour = absl::GetFlag(FLAGS_cost_per_device_hour);
   c.device = absl::GetFlag(FLAGS_device);
   c.dtype = absl::GetFlag(FLAGS_dtype);
   c.threads = absl::GetFlag(FLAGS_threads);
@@ -157,6 +169,12 @@ absl::Status Validate(const ServerConfig& c) {
   auto bad = [](auto&&... parts) { return absl::InvalidArgumentError(absl::StrCat(parts...)); };
   if (c.model.empty()) return bad("--model is required (a Hugging Face checkpoint folder)");
   if (c.port < 0 || c.port > 65535) return bad("--port must be in [0, 65535], got ", c.port);
+  if (c.metrics_port < -1 || c.metrics_port > 65535) {
+    return bad("--metrics-port must be -1 (off) or in [0, 65535], got ", c.metrics_port);
+  }
+  if (!(c.cost_per_device_hour >= 0)) {
+    return bad("--cost-per-device-hour must be >= 0, got ", c.cost_per_device_hour);
+  }
   if (c.threads < 0) return bad("--threads must be >= 0, got ", c.threads);
   if (c.max_num_seqs < 1) return bad("--max-num-seqs must be >= 1, got ", c.max_num_seqs);
   if (c.max_batched_tokens < c.max_num_seqs) {

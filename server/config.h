@@ -16,6 +16,9 @@ struct ServerConfig {
   std::string served_model_name;  // default: the folder's name
   std::string host = "0.0.0.0";
   int port = 50051;               // 0: pick a free port
+  int metrics_port = 9464;        // 0: pick a free port; -1: no metrics endpoint
+  bool metrics_port_is_default = true;  // not given on the command line
+  double cost_per_device_hour = 0.0;
   std::string device = "auto";
   std::string dtype = "auto";
   int threads = 0;
@@ -33,7 +36,7 @@ struct ServerConfig {
   int64_t max_stop_strings = 16;
   int64_t max_stop_string_bytes = 256;
   int64_t outbox_events = 512;
-  std::string ready_file;  // written with the port once serving
+  std::string ready_file;  // written with the ports once serving
 };
 
 // Parses argv (flags may be spelled --foo-bar or --foo_bar). Prints usage and

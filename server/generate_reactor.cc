@@ -34,7 +34,7 @@ void ToProto(const scheduler::TokenLogprobInfo& in, v1::TokenLogprobs* out) {
 }
 
 void ToProto(const scheduler::TokenEvent& e, const std::string& request_id,
-             v1::GenerateResponse* out) {
+             double cost_per_device_hour, v1::GenerateResponse* out) {
   out->Clear();
   out->set_request_id(request_id);
   out->mutable_token_ids()->Add(e.token_ids.begin(), e.token_ids.end());
@@ -51,6 +51,7 @@ void ToProto(const scheduler::TokenEvent& e, const std::string& request_id,
     u->set_first_token_seconds(e.usage.first_token_seconds);
     u->set_total_seconds(e.usage.total_seconds);
     u->set_device_seconds(e.usage.device_seconds);
+    u->set_cost_usd(e.usage.device_seconds * cost_per_device_hour / 3600.0);
   }
 }
 
@@ -65,7 +66,8 @@ absl::Time Deadline(const grpc::CallbackServerContext* context) {
 GenerateReactor::GenerateReactor(const ModelContext* model, grpc::CallbackServerContext* context,
                                  const v1::GenerateRequest& request, std::string request_id,
                                  bool accepting)
-    : request_id_(std::move(request_id)) {
+    : request_id_(std::move(request_id)),
+      cost_per_device_hour_(model->config.cost_per_device_hour) {
   if (!accepting) {
     Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is draining"));
     return;
@@ -102,13 +104,13 @@ void GenerateReactor::MaybeWrite() {
       if (broken_) {
         action = Action::kFinish;
       } else {
-        ToProto(*event, request_id_, &response_);
+        ToProto(*event, request_id_, cost_per_device_hour_, &response_);
         action = Action::kWriteAndFinish;
       }
     } else if (broken_) {
       return;  // the loop will end the request: it is cancelled
     } else {
-      ToProto(*event, request_id_, &response_);
+      ToProto(*event, request_id_, cost_per_device_hour_, &response_);
       writing_ = true;
       action = Action::kWrite;
     }

@@ -36,6 +36,7 @@ class GenerateReactor final : public grpc::ServerWriteReactor<v1::GenerateRespon
 
   std::shared_ptr<scheduler::TokenStream> stream_;
   std::string request_id_;
+  const double cost_per_device_hour_;
   absl::Mutex mu_;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;

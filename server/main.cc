@@ -19,6 +19,7 @@
 #include "scheduler/engine_loop.h"
 #include "server/config.h"
 #include "server/inference_service.h"
+#include "server/metrics.h"
 
 namespace hybridserve::server {
 namespace {
@@ -74,7 +75,30 @@ int Serve(int argc, char** argv) {
   auto tokenizer = engine::tokenizer::Tokenizer::FromFile(config.model, to);
   if (!tokenizer.ok()) return Fail(tokenizer.status());
 
+  MetricsOptions mo;
+  mo.model = config.served_model_name;
+  mo.architecture = std::string(engine::FamilyName((*engine)->config().family()));
+  mo.cost_per_device_hour = config.cost_per_device_hour;
+  mo.memory = (*engine)->memory_plan();
+  ServerMetrics metrics(mo);
+  int metrics_port = -1;
+  if (config.metrics_port >= 0) {
+    absl::StatusOr<int> bound = metrics.Expose(config.host, config.metrics_port);
+    if (bound.ok()) {
+      metrics_port = *bound;
+      Log(absl::StrCat("metrics on http://", config.host, ":", metrics_port, "/metrics"));
+    } else if (config.metrics_port_is_default) {
+      // Another server on this machine has the default port: serve without
+      // metrics rather than not at all (an explicit --metrics-port must bind).
+      Log(absl::StrCat("warning: ", bound.status().message(),
+                       "; no metrics endpoint (set --metrics-port)"));
+    } else {
+      return Fail(bound.status());
+    }
+  }
+
   scheduler::EngineLoopOptions lo;
+  lo.observer = &metrics;
   lo.max_num_seqs = config.max_num_seqs;
   lo.max_batched_tokens = config.max_batched_tokens;
   lo.max_queue = config.max_queue;
@@ -115,7 +139,7 @@ int Serve(int argc, char** argv) {
                    " (gRPC hybridserve.v1.Inference; health and reflection enabled)"));
   if (!config.ready_file.empty()) {
     const std::string tmp = config.ready_file + ".tmp";
-    std::ofstream(tmp) << port << "\n";
+    std::ofstream(tmp) << port << "\n" << metrics_port << "\n";
     std::rename(tmp.c_str(), config.ready_file.c_str());
   }
 
