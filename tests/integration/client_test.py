@@ -21,7 +21,7 @@ def tearDownModule():
     server.stop()
 
 
-def hs_client(*args, check=True, timeout=60):
+def hs_client(*args, check=True, timeout=harness.RPC_TIMEOUT_S):
     cmd = [harness.binary("hs_client"), "--server", server.address, *args]
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
     out, err = proc.stdout.decode("utf-8"), proc.stderr.decode("utf-8", errors="replace")
@@ -104,7 +104,7 @@ class ClientTest(unittest.TestCase):
 
     def test_tokenize_and_detokenize(self):
         stub = server.stub()
-        want = stub.Tokenize(pb.TokenizeRequest(text="Hi there"), timeout=30).token_ids
+        want = stub.Tokenize(pb.TokenizeRequest(text="Hi there"), timeout=harness.RPC_TIMEOUT_S).token_ids
         self.assertEqual(list(want[:1]), [256])  # BOS added by default
         _, out, _ = hs_client("tokenize", "--prompt", "Hi there")
         self.assertEqual(out.strip(), ",".join(map(str, want)))

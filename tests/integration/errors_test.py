@@ -135,19 +135,19 @@ class BadRequestTest(unittest.TestCase):
         stub = server.stub()
         cases = {
             "Tokenize unknown model": (lambda: stub.Tokenize(
-                pb.TokenizeRequest(model="nope", text="hi"), timeout=30),
+                pb.TokenizeRequest(model="nope", text="hi"), timeout=harness.RPC_TIMEOUT_S),
                 grpc.StatusCode.NOT_FOUND, ("nope",), ()),
             "Detokenize unknown model": (lambda: stub.Detokenize(
-                pb.DetokenizeRequest(model="nope", token_ids=[65]), timeout=30),
+                pb.DetokenizeRequest(model="nope", token_ids=[65]), timeout=harness.RPC_TIMEOUT_S),
                 grpc.StatusCode.NOT_FOUND, ("nope",), ()),
             "GetModel unknown model": (lambda: stub.GetModel(
-                pb.GetModelRequest(model="nope"), timeout=30),
+                pb.GetModelRequest(model="nope"), timeout=harness.RPC_TIMEOUT_S),
                 grpc.StatusCode.NOT_FOUND, ("nope",), ()),
             "Detokenize id out of range": (lambda: stub.Detokenize(
-                pb.DetokenizeRequest(token_ids=[65, VOCAB + 7]), timeout=30),
+                pb.DetokenizeRequest(token_ids=[65, VOCAB + 7]), timeout=harness.RPC_TIMEOUT_S),
                 grpc.StatusCode.INVALID_ARGUMENT, ("token",), ()),
             "Tokenize oversize text": (lambda: stub.Tokenize(
-                pb.TokenizeRequest(text="b" * (2 << 20)), timeout=30),
+                pb.TokenizeRequest(text="b" * (2 << 20)), timeout=harness.RPC_TIMEOUT_S),
                 grpc.StatusCode.INVALID_ARGUMENT, ("text", "input"), ()),
         }
         for name, (call, code, fields, limits) in cases.items():
@@ -180,7 +180,7 @@ class QueueFullTest(unittest.TestCase):
             first = stub.Generate(long_req, timeout=harness.RPC_TIMEOUT_S)
             started = harness.Barrier()
             threading.Thread(target=drain, args=(first, started), daemon=True).start()
-            self.assertTrue(started.wait_for(1, timeout=30), "first stream did not start")
+            self.assertTrue(started.wait_for(1, timeout=harness.RPC_TIMEOUT_S), "first stream did not start")
             second = stub.Generate(long_req, timeout=harness.RPC_TIMEOUT_S)
             threading.Thread(target=drain, args=(second, None), daemon=True).start()
             for _ in range(200):

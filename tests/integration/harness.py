@@ -137,7 +137,8 @@ class Server:
             try:
                 text = self.ready_file.read_text().strip()
                 if text:
-                    self.port = int(text)
+                    # First line: the gRPC port; second: the metrics port.
+                    self.port = int(text.split()[0])
                     break
             except (FileNotFoundError, ValueError):
                 pass
@@ -273,7 +274,7 @@ def get_model(stub, name=""):
     return stub.GetModel(pb.GetModelRequest(model=name), timeout=RPC_TIMEOUT_S)
 
 
-def wait_blocks_free(test, stub, timeout_s=10.0, what=""):
+def wait_blocks_free(test, stub, timeout_s=30.0, what=""):
     """Polls GetModel until every KV block is free and nothing runs; fails `test` if not."""
     deadline = time.monotonic() + timeout_s
     while True:

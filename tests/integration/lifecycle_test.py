@@ -34,7 +34,7 @@ def tearDownModule():
 
 def health_status(channel, service):
     stub = health_pb2_grpc.HealthStub(channel)
-    return stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=10).status
+    return stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=harness.RPC_TIMEOUT_S).status
 
 
 class HealthTest(unittest.TestCase):
@@ -106,13 +106,13 @@ class DeadlineTest(unittest.TestCase):
         tokens = 0
         with self.assertRaises(grpc.RpcError) as e:
             for r in stub.Generate(harness.request([256, 3, 4], max_new_tokens=LONG),
-                                   timeout=0.5):
+                                   timeout=2.0):
                 tokens += len(r.token_ids)
         elapsed = time.monotonic() - t0
         self.assertEqual(e.exception.code(), grpc.StatusCode.DEADLINE_EXCEEDED,
                          e.exception.details())
         self.assertGreater(tokens, 0, "no token streamed before the deadline")
-        self.assertLess(elapsed, 5.0)
+        self.assertLess(elapsed, 10.0)
         harness.wait_blocks_free(self, stub, what="after the deadline")
 
 
@@ -144,7 +144,7 @@ class DrainTest(unittest.TestCase):
 
             with ThreadPoolExecutor(n_streams) as pool:
                 futures = [pool.submit(stream, i) for i in range(n_streams)]
-                self.assertTrue(started.wait_for(n_streams, timeout=30), "streams did not start")
+                self.assertTrue(started.wait_for(n_streams, timeout=harness.RPC_TIMEOUT_S), "streams did not start")
                 running = harness.get_model(stub).load.running_requests
                 srv.terminate()
                 sigterm_at = time.monotonic()
@@ -154,7 +154,7 @@ class DrainTest(unittest.TestCase):
                     new_stub = pb_grpc_stub(ch)
                     with self.assertRaises(grpc.RpcError) as e:
                         harness.generate(new_stub, harness.request([256, 1], max_new_tokens=2),
-                                         timeout=10)
+                                         timeout=60)
                     self.assertEqual(e.exception.code(), grpc.StatusCode.UNAVAILABLE,
                                      e.exception.details())
                     try:
@@ -188,7 +188,7 @@ class DrainTest(unittest.TestCase):
                 responses = []
                 try:
                     for r in stub.Generate(harness.request([256, 20 + i], max_new_tokens=LONG),
-                                           timeout=60):
+                                           timeout=harness.RPC_TIMEOUT_S):
                         if not responses:
                             started.signal()
                         responses.append(r)
@@ -199,12 +199,12 @@ class DrainTest(unittest.TestCase):
             threads = [threading.Thread(target=stream, args=(i,)) for i in range(2)]
             for t in threads:
                 t.start()
-            self.assertTrue(started.wait_for(2, timeout=30), "streams did not start")
+            self.assertTrue(started.wait_for(2, timeout=harness.RPC_TIMEOUT_S), "streams did not start")
             srv.terminate()
             t0 = time.monotonic()
             for t in threads:
-                t.join(timeout=60)
-            self.assertLess(time.monotonic() - t0, 15, "streams outlived --drain-timeout 1")
+                t.join(timeout=harness.RPC_TIMEOUT_S)
+            self.assertLess(time.monotonic() - t0, 30, "streams outlived --drain-timeout 1")
             for i, (code, details, responses) in enumerate(outcome):
                 self.assertEqual(code, grpc.StatusCode.UNAVAILABLE, f"stream {i}: {details}")
                 self.assertLess(len([t for r in responses for t in r.token_ids]), LONG)

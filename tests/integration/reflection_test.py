@@ -51,7 +51,7 @@ class ReflectionTest(unittest.TestCase):
             call = channel.unary_stream(f"/{SERVICE}/Generate",
                                         request_serializer=Request.SerializeToString,
                                         response_deserializer=Response.FromString)
-            responses = list(call(req, timeout=30))
+            responses = list(call(req, timeout=harness.RPC_TIMEOUT_S))
             tokens = [t for r in responses for t in r.token_ids]
             self.assertEqual(len(tokens), 6)
             length = pool.FindEnumTypeByName("hybridserve.v1.FinishReason") \
@@ -71,7 +71,7 @@ class ReflectionTest(unittest.TestCase):
             models = channel.unary_unary(f"/{SERVICE}/ListModels",
                                          request_serializer=Request.SerializeToString,
                                          response_deserializer=Response.FromString)(
-                Request(), timeout=30)
+                Request(), timeout=harness.RPC_TIMEOUT_S)
             self.assertEqual([m.name for m in models.models], [server.name])
 
 

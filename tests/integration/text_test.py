@@ -41,12 +41,12 @@ def raw_generate(server, req, timeout=harness.RPC_TIMEOUT_S):
 
 def detokenize(server, ids, skip=True):
     return server.stub().Detokenize(pb.DetokenizeRequest(token_ids=ids, skip_special_tokens=skip),
-                                    timeout=30).text
+                                    timeout=harness.RPC_TIMEOUT_S).text
 
 
 def tokenize(server, text, special=True):
     return list(server.stub().Tokenize(pb.TokenizeRequest(text=text, add_special_tokens=special),
-                                       timeout=30).token_ids)
+                                       timeout=harness.RPC_TIMEOUT_S).token_ids)
 
 
 class TextTest(unittest.TestCase):
