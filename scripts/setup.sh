@@ -9,7 +9,14 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc prometheus-cpp-dev
   python3 python3-venv
+  prometheus
 )
+# kubectl for `kubectl kustomize` in the deployment tests: Debian's
+# kubernetes-client, unless a kubectl is already installed (another package's
+# /usr/bin/kubectl would conflict with it).
+if ! command -v kubectl >/dev/null 2>&1; then
+  packages+=(kubernetes-client)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

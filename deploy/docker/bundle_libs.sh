@@ -21,7 +21,7 @@ shift
 mkdir -p "$dest"
 
 # Provided by the runtime image or the host, never bundled.
-provided='^(linux-vdso|linux-gate|ld-linux|libc|libm|libmvec|libdl|libpthread|librt|libresolv|libutil|libanl|libnsl|libnss_[a-z]+|libBrokenLocale|libcuda|libnvidia-[a-z0-9-]+|libcudart|libcublas|libcublasLt|libcufft|libcurand|libcusolver|libcusparse|libnvrtc|libnvJitLink|libnpp[a-z]*|libnvToolsExt)\.so'
+provided='^(linux-vdso|linux-gate|ld-linux[-a-z0-9_]*|libc|libm|libmvec|libdl|libpthread|librt|libresolv|libutil|libanl|libnsl|libnss_[a-z]+|libBrokenLocale|libcuda|libnvidia-[a-z0-9-]+|libcudart|libcublas|libcublasLt|libcufft|libcurand|libcusolver|libcusparse|libnvrtc|libnvJitLink|libnpp[a-z]*|libnvToolsExt)\.so'
 
 for bin in "$@"; do
   out=$(ldd "$bin")
@@ -33,6 +33,7 @@ for bin in "$@"; do
   # Lines look like "libfoo.so.1 => /path/libfoo.so.1 (0x...)".
   while read -r name arrow path _; do
     [ "$arrow" = "=>" ] || continue
+    name=${name##*/}
     if [[ $name =~ $provided ]]; then continue; fi
     if [ ! -e "$dest/$name" ]; then
       cp -L "$path" "$dest/$name"
