@@ -274,6 +274,60 @@ absl::Status Engine::UploadMetadata(const StepPlan& plan, ForwardInputs* in) {
   return absl::OkStatus();
 }
 
+absl::Status Engine::CopyKvBlocks(absl::Span<const int32_t> src_blocks,
+                                  absl::Span<const int32_t> dst_blocks) {
+  if (src_blocks.size() != dst_blocks.size()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "CopyKvBlocks: ", src_blocks.size(), " source blocks but ",
+        dst_blocks.size(), " destination blocks"));
+  }
+  for (absl::Span<const int32_t> ids : {src_blocks, dst_blocks}) {
+    for (int32_t b : ids) {
+      if (b < 0 || b >= plan_.num_blocks) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "CopyKvBlocks: block ", b, " outside [0, ", plan_.num_blocks, ")"));
+      }
+    }
+  }
+  // The backend's op set has host copies only: stage each block through the
+  // host (a test and benchmark path, not a serving one).
+  for (const KvLayerCache& layer : caches_.kv) {
+    for (const Tensor* t : {&layer.k, &layer.v}) {
+      const size_t block_bytes = t->num_bytes() / static_cast<size_t>(plan_.num_blocks);
+      host_copy_.resize(block_bytes);
+      char* base = static_cast<char*>(t->data);
+      for (size_t i = 0; i < src_blocks.size(); ++i) {
+        HS_RETURN_IF_ERROR(backend_->CopyToHost(base + src_blocks[i] * block_bytes,
+                                                host_copy_.data(), block_bytes));
+        HS_RETURN_IF_ERROR(backend_->CopyToDevice(
+            host_copy_.data(), base + dst_blocks[i] * block_bytes, block_bytes));
+      }
+    }
+  }
+  return backend_->Synchronize();
+}
+
+absl::Status Engine::CopyStateSlot(int32_t src_slot, int32_t dst_slot) {
+  for (int32_t s : {src_slot, dst_slot}) {
+    if (s < 0 || s >= plan_.num_state_slots) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "CopyStateSlot: slot ", s, " outside [0, ", plan_.num_state_slots, ")"));
+    }
+  }
+  for (const SsmLayerState& layer : caches_.ssm) {
+    for (const Tensor* t : {&layer.conv, &layer.ssm}) {
+      const size_t slot_bytes = t->num_bytes() / static_cast<size_t>(plan_.num_state_slots);
+      host_copy_.resize(slot_bytes);
+      char* base = static_cast<char*>(t->data);
+      HS_RETURN_IF_ERROR(backend_->CopyToHost(base + src_slot * slot_bytes,
+                                              host_copy_.data(), slot_bytes));
+      HS_RETURN_IF_ERROR(backend_->CopyToDevice(host_copy_.data(),
+                                                base + dst_slot * slot_bytes, slot_bytes));
+    }
+  }
+  return backend_->Synchronize();
+}
+
 absl::Status Engine::Step(const StepPlan& plan, StepOutput* out) {
   HS_RETURN_IF_ERROR(ValidateStepPlan(plan, limits_));
   if (plan.num_seqs() > max_num_seqs_) {

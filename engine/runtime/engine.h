@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "engine/backend/backend.h"
 #include "engine/generation_config.h"
 #include "engine/model/model.h"
@@ -86,6 +87,19 @@ class Engine {
   // `out` is overwritten (its capacity reused).
   absl::Status Step(const StepPlan& plan, StepOutput* out);
 
+  // Forking a sequence (benchmarks and tests: one prefilled context copied
+  // into many sequences; with PlanBuilder::Fork). Copies, in every attention
+  // layer, the K and V of block src_blocks[i] into block dst_blocks[i].
+  // InvalidArgument, copying nothing, when the spans differ in length or an id
+  // is outside [0, num_blocks). A model without attention layers has no
+  // blocks: only empty spans are valid.
+  absl::Status CopyKvBlocks(absl::Span<const int32_t> src_blocks,
+                            absl::Span<const int32_t> dst_blocks);
+  // Copies every SSM layer's conv window and SSM state from slot `src_slot`
+  // into slot `dst_slot`. InvalidArgument, copying nothing, when either is
+  // outside [0, num_state_slots) (a model without SSM layers has no slots).
+  absl::Status CopyStateSlot(int32_t src_slot, int32_t dst_slot);
+
   const ModelConfig& config() const { return config_; }
   const GenerationConfig& generation_config() const { return generation_config_; }
   const MemoryPlan& memory_plan() const { return plan_; }
@@ -119,6 +133,7 @@ class Engine {
   DeviceBuffer logits_buffer_;  // [logits_slice_rows, vocab], act dtype
   std::vector<int32_t> host_meta_;  // staging for meta_buffer_
   std::vector<float> host_logits_;  // staging for non-f32 logits
+  std::vector<std::byte> host_copy_;  // staging for CopyKvBlocks / CopyStateSlot
 };
 
 }  // namespace hybridserve::engine

@@ -88,6 +88,42 @@ absl::StatusOr<StepPlan> PlanBuilder::Build(absl::Span<const Chunk> chunks) {
   return plan;
 }
 
+absl::StatusOr<PlanBuilder::ForkCopies> PlanBuilder::Fork(int64_t src_seq,
+                                                          int64_t dst_seq) {
+  auto src = seqs_.find(src_seq);
+  if (src == seqs_.end()) {
+    return absl::NotFoundError(absl::StrCat("Fork: no sequence ", src_seq));
+  }
+  if (seqs_.contains(dst_seq)) {
+    return absl::AlreadyExistsError(absl::StrCat("Fork: sequence ", dst_seq, " exists"));
+  }
+  const int64_t blocks = static_cast<int64_t>(src->second.blocks.size());
+  if (blocks > num_free_blocks()) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "Fork: need ", blocks, " KV blocks, ", num_free_blocks(), " free"));
+  }
+  if (num_state_slots_ > 0 && free_slots_.empty()) {
+    return absl::ResourceExhaustedError("Fork: no free state slot");
+  }
+  Seq copy;
+  copy.len = src->second.len;
+  ForkCopies copies;
+  copies.src_blocks = src->second.blocks;
+  for (int64_t b = 0; b < blocks; ++b) {
+    copy.blocks.push_back(free_.back());
+    free_.pop_back();
+  }
+  copies.dst_blocks = copy.blocks;
+  if (num_state_slots_ > 0) {
+    copy.state_slot = free_slots_.back();
+    free_slots_.pop_back();
+    copies.src_slot = src->second.state_slot;
+    copies.dst_slot = copy.state_slot;
+  }
+  seqs_.emplace(dst_seq, std::move(copy));  // invalidates `src`
+  return copies;
+}
+
 void PlanBuilder::Free(int64_t seq_id) {
   auto it = seqs_.find(seq_id);
   if (it == seqs_.end()) return;

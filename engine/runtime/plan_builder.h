@@ -33,6 +33,19 @@ class PlanBuilder {
   // new tokens and a state slot for each new sequence. On error (out of blocks
   // or slots, empty chunk, sequence twice), nothing changes.
   absl::StatusOr<StepPlan> Build(absl::Span<const Chunk> chunks);
+  // What Fork allocated and the Engine must copy (Engine::CopyKvBlocks,
+  // Engine::CopyStateSlot) before the new sequence's next step.
+  struct ForkCopies {
+    std::vector<int32_t> src_blocks;  // the source's blocks, in order
+    std::vector<int32_t> dst_blocks;  // the fork's new blocks, same order
+    int32_t src_slot = -1;            // -1 without state slots
+    int32_t dst_slot = -1;
+  };
+  // Creates sequence `dst_seq` with the context length of `src_seq`, its own
+  // blocks (as many as the source holds) and its own state slot. On error
+  // (unknown source, existing destination, out of blocks or slots) nothing
+  // changes.
+  absl::StatusOr<ForkCopies> Fork(int64_t src_seq, int64_t dst_seq);
   // Frees the sequence's blocks and slot; unknown ids are ignored.
   void Free(int64_t seq_id);
 

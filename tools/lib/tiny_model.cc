@@ -18,16 +18,13 @@
 #include "engine/status_macros.h"
 #include "rapidjson/prettywriter.h"
 #include "rapidjson/stringbuffer.h"
+#include "tools/lib/tiny_model_json.h"
 
 namespace hybridserve::tools {
 namespace {
 
 using engine::DType;
 using JsonWriter = rapidjson::PrettyWriter<rapidjson::StringBuffer>;
-
-constexpr const char* kTransformersVersion = "5.24.0";
-constexpr const char* kBosToken = "<|begin_of_text|>";
-constexpr const char* kEosToken = "<|end_of_text|>";
 
 // ---- Random numbers --------------------------------------------------------
 
@@ -73,7 +70,12 @@ class NormalStream {
   bool has_spare_ = false;
 };
 
-// ---- JSON helpers ----------------------------------------------------------
+// Uniform in [0, 1) from one splitmix64 output.
+double Uniform(uint64_t& state) {
+  return static_cast<double>(SplitMix64(state) >> 11) * 0x1.0p-53;
+}
+
+// ---- Files -----------------------------------------------------------------
 
 void Key(JsonWriter& w, std::string_view k) {
   w.Key(k.data(), static_cast<rapidjson::SizeType>(k.size()));
@@ -99,348 +101,81 @@ std::string Finish(rapidjson::StringBuffer& buffer) {
   return std::string(buffer.GetString(), buffer.GetSize()) + "\n";
 }
 
-std::string TorchDTypeName(DType dtype) {
-  switch (dtype) {
-    case DType::kBF16:
-      return "bfloat16";
-    case DType::kF16:
-      return "float16";
-    default:
-      return "float32";
-  }
+
+// ---- Architectures and tensors ---------------------------------------------
+
+bool IsBamba(const TinyModelOptions& o) {
+  return o.architecture == TinyArchitecture::kBamba;
 }
 
-// config.json with the keys and key order transformers v5 writes for
-// LlamaForCausalLM (sorted, rope in `rope_parameters`, `dtype`).
-std::string ConfigJson(const TinyLlamaOptions& o) {
-  rapidjson::StringBuffer buffer;
-  JsonWriter w(buffer);
-  w.SetIndent(' ', 2);
-  w.StartObject();
-  Key(w, "architectures");
-  w.StartArray();
-  Str(w, "LlamaForCausalLM");
-  w.EndArray();
-  Key(w, "attention_bias");
-  w.Bool(false);
-  Key(w, "attention_dropout");
-  w.Double(0.0);
-  Key(w, "bos_token_id");
-  w.Int64(kTinyLlamaBosId);
-  Key(w, "dtype");
-  Str(w, TorchDTypeName(o.dtype));
-  Key(w, "eos_token_id");
-  w.Int64(kTinyLlamaEosId);
-  Key(w, "head_dim");
-  w.Int64(o.head_dim);
-  Key(w, "hidden_act");
-  Str(w, "silu");
-  Key(w, "hidden_size");
-  w.Int64(o.hidden_size);
-  Key(w, "initializer_range");
-  w.Double(0.02);
-  Key(w, "intermediate_size");
-  w.Int64(o.intermediate_size);
-  Key(w, "max_position_embeddings");
-  w.Int64(o.max_position_embeddings);
-  Key(w, "mlp_bias");
-  w.Bool(false);
-  Key(w, "model_type");
-  Str(w, "llama");
-  Key(w, "num_attention_heads");
-  w.Int64(o.num_heads);
-  Key(w, "num_hidden_layers");
-  w.Int64(o.num_layers);
-  Key(w, "num_key_value_heads");
-  w.Int64(o.num_kv_heads);
-  Key(w, "pad_token_id");
-  w.Null();
-  Key(w, "pretraining_tp");
-  w.Int(1);
-  Key(w, "rms_norm_eps");
-  w.Double(1e-5);
-  Key(w, "rope_parameters");
-  w.StartObject();
-  Key(w, "rope_theta");
-  w.Double(o.rope_theta);
-  Key(w, "rope_type");
-  Str(w, "default");
-  w.EndObject();
-  Key(w, "tie_word_embeddings");
-  w.Bool(o.tie_word_embeddings);
-  Key(w, "transformers_version");
-  Str(w, kTransformersVersion);
-  Key(w, "use_cache");
-  w.Bool(true);
-  Key(w, "vocab_size");
-  w.Int64(o.vocab_size);
-  w.EndObject();
-  return Finish(buffer);
+bool IsAttentionLayer(const TinyModelOptions& o, int64_t layer) {
+  if (o.architecture == TinyArchitecture::kLlama) return true;
+  if (!IsBamba(o)) return false;
+  return std::find(o.attn_layer_indices.begin(), o.attn_layer_indices.end(),
+                   layer) != o.attn_layer_indices.end();
 }
 
-std::string GenerationConfigJson() {
-  rapidjson::StringBuffer buffer;
-  JsonWriter w(buffer);
-  w.SetIndent(' ', 2);
-  w.StartObject();
-  Key(w, "_from_model_config");
-  w.Bool(true);
-  Key(w, "bos_token_id");
-  w.Int64(kTinyLlamaBosId);
-  Key(w, "eos_token_id");
-  w.Int64(kTinyLlamaEosId);
-  Key(w, "transformers_version");
-  Str(w, kTransformersVersion);
-  w.EndObject();
-  return Finish(buffer);
+// q/k/v/o projections under `p` ("...self_attn.").
+void AttentionTensors(const TinyModelOptions& o, const std::string& p,
+                      std::vector<TinyTensor>& t) {
+  const int64_t h = o.hidden_size, q = o.num_heads * o.head_dim,
+                kv = o.num_kv_heads * o.head_dim;
+  t.push_back({p + "q_proj.weight", {q, h}});
+  t.push_back({p + "k_proj.weight", {kv, h}});
+  t.push_back({p + "v_proj.weight", {kv, h}});
+  t.push_back({p + "o_proj.weight", {h, q}});
 }
 
-// ---- Tokenizer -------------------------------------------------------------
-
-std::string Utf8(uint32_t cp) {
-  std::string s;
-  if (cp < 0x80) {
-    s.push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    s.push_back(static_cast<char>(0xc0 | (cp >> 6)));
-    s.push_back(static_cast<char>(0x80 | (cp & 0x3f)));
-  } else {
-    s.push_back(static_cast<char>(0xe0 | (cp >> 12)));
-    s.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3f)));
-    s.push_back(static_cast<char>(0x80 | (cp & 0x3f)));
-  }
-  return s;
+// SwiGLU gate/up/down under `p` ("...mlp." or "...feed_forward.").
+void MlpTensors(const TinyModelOptions& o, const std::string& p,
+                std::vector<TinyTensor>& t) {
+  const int64_t h = o.hidden_size, inter = o.intermediate_size;
+  t.push_back({p + "gate_proj.weight", {inter, h}});
+  t.push_back({p + "up_proj.weight", {inter, h}});
+  t.push_back({p + "down_proj.weight", {h, inter}});
 }
 
-// GPT-2's byte → unicode table: printable Latin-1 bytes map to themselves,
-// the others to U+0100 + n in byte order.
-std::vector<std::string> ByteLevelSymbols() {
-  std::vector<std::string> symbols(256);
-  uint32_t next = 256;
-  for (uint32_t b = 0; b < 256; ++b) {
-    const bool printable = (b >= '!' && b <= '~') || (b >= 0xa1 && b <= 0xac) ||
-                           (b >= 0xae && b <= 0xff);
-    symbols[b] = Utf8(printable ? b : next++);
-  }
-  return symbols;
+// A Mamba-2 mixer under `p` ("backbone.layers.i.mixer." or
+// "model.layers.i.mamba."), as Mamba2Mixer / BambaMixer name them.
+void Mamba2MixerTensors(const TinyModelOptions& o, const std::string& p,
+                        std::vector<TinyTensor>& t) {
+  const int64_t h = o.hidden_size, d_inner = o.ssm_expand * o.hidden_size,
+                heads = o.ssm_num_heads,
+                conv = d_inner + 2 * o.ssm_n_groups * o.ssm_state_size;
+  t.push_back({p + "A_log", {heads}, TensorInit::kALog});
+  t.push_back({p + "D", {heads}, TensorInit::kOnes});
+  t.push_back({p + "conv1d.weight", {conv, 1, o.ssm_conv_kernel}, TensorInit::kConv});
+  t.push_back({p + "conv1d.bias", {conv}});
+  t.push_back({p + "dt_bias", {heads}, TensorInit::kDtBias});
+  // in_proj rows: [z (d_inner), xBC (conv), dt (heads)].
+  t.push_back({p + "in_proj.weight", {d_inner + conv + heads, h}});
+  t.push_back({p + "norm.weight", {d_inner}, TensorInit::kNorm});
+  t.push_back({p + "out_proj.weight", {h, d_inner}});
 }
 
-void AddedToken(JsonWriter& w, int64_t id, std::string_view content,
-                bool with_id) {
-  w.StartObject();
-  if (with_id) {
-    Key(w, "id");
-    w.Int64(id);
-  }
-  Key(w, "content");
-  Str(w, content);
-  Key(w, "single_word");
-  w.Bool(false);
-  Key(w, "lstrip");
-  w.Bool(false);
-  Key(w, "rstrip");
-  w.Bool(false);
-  Key(w, "normalized");
-  w.Bool(false);
-  Key(w, "special");
-  w.Bool(true);
-  w.EndObject();
-}
-
-void ByteLevelObject(JsonWriter& w, bool add_prefix_space, bool trim_offsets) {
-  w.StartObject();
-  Key(w, "type");
-  Str(w, "ByteLevel");
-  Key(w, "add_prefix_space");
-  w.Bool(add_prefix_space);
-  Key(w, "trim_offsets");
-  w.Bool(trim_offsets);
-  Key(w, "use_regex");
-  w.Bool(true);
-  w.EndObject();
-}
-
-void TemplatePiece(JsonWriter& w, bool special, std::string_view id,
-                   int type_id) {
-  w.StartObject();
-  Key(w, special ? "SpecialToken" : "Sequence");
-  w.StartObject();
-  Key(w, "id");
-  Str(w, id);
-  Key(w, "type_id");
-  w.Int(type_id);
-  w.EndObject();
-  w.EndObject();
-}
-
-// TemplateProcessing: "<|begin_of_text|> $A" (pairs: "bos $A bos $B").
-void BosTemplate(JsonWriter& w) {
-  w.StartObject();
-  Key(w, "type");
-  Str(w, "TemplateProcessing");
-  Key(w, "single");
-  w.StartArray();
-  TemplatePiece(w, true, kBosToken, 0);
-  TemplatePiece(w, false, "A", 0);
-  w.EndArray();
-  Key(w, "pair");
-  w.StartArray();
-  TemplatePiece(w, true, kBosToken, 0);
-  TemplatePiece(w, false, "A", 0);
-  TemplatePiece(w, true, kBosToken, 1);
-  TemplatePiece(w, false, "B", 1);
-  w.EndArray();
-  Key(w, "special_tokens");
-  w.StartObject();
-  Key(w, kBosToken);
-  w.StartObject();
-  Key(w, "id");
-  Str(w, kBosToken);
-  Key(w, "ids");
-  w.StartArray();
-  w.Int64(kTinyLlamaBosId);
-  w.EndArray();
-  Key(w, "tokens");
-  w.StartArray();
-  Str(w, kBosToken);
-  w.EndArray();
-  w.EndObject();
-  w.EndObject();
-  w.EndObject();
-}
-
-// Merges of common English pairs, in rank order, as byte-level strings; each
-// result becomes token 258 + rank.
-const std::pair<const char*, const char*> kMerges[kTinyLlamaNumMerges] = {
-    {"\xc4\xa0", "t"},  // "Ġ t" (Ġ is the space byte)
-    {"h", "e"},         {"i", "n"},  {"\xc4\xa0t", "he"},
-    {"e", "r"},         {"a", "n"},  {"o", "n"},
-    {"r", "e"},
-};
-
-// tokenizer.json in the `tokenizers` format: BPE over the 256 byte symbols
-// plus the merges, ByteLevel pre-tokenizer and decoder (as GPT-2 and Llama-3
-// configure them), a BOS-adding post-processor, two special tokens.
-std::string TokenizerJson() {
-  const std::vector<std::string> symbols = ByteLevelSymbols();
-  rapidjson::StringBuffer buffer;
-  JsonWriter w(buffer);
-  w.SetIndent(' ', 2);
-  w.StartObject();
-  Key(w, "version");
-  Str(w, "1.0");
-  Key(w, "truncation");
-  w.Null();
-  Key(w, "padding");
-  w.Null();
-  Key(w, "added_tokens");
-  w.StartArray();
-  AddedToken(w, kTinyLlamaBosId, kBosToken, true);
-  AddedToken(w, kTinyLlamaEosId, kEosToken, true);
-  w.EndArray();
-  Key(w, "normalizer");
-  w.Null();
-  Key(w, "pre_tokenizer");
-  ByteLevelObject(w, /*add_prefix_space=*/false, /*trim_offsets=*/true);
-  // As Llama-3.1's: ByteLevel (offsets only), then a template that puts
-  // <|begin_of_text|> first, so encode(add_special_tokens=True) adds BOS as
-  // tokenizer_config.json's add_bos_token says.
-  Key(w, "post_processor");
-  w.StartObject();
-  Key(w, "type");
-  Str(w, "Sequence");
-  Key(w, "processors");
-  w.StartArray();
-  ByteLevelObject(w, /*add_prefix_space=*/true, /*trim_offsets=*/false);
-  BosTemplate(w);
-  w.EndArray();
-  w.EndObject();
-  Key(w, "decoder");
-  ByteLevelObject(w, /*add_prefix_space=*/true, /*trim_offsets=*/true);
-  Key(w, "model");
-  w.StartObject();
-  Key(w, "type");
-  Str(w, "BPE");
-  Key(w, "dropout");
-  w.Null();
-  Key(w, "unk_token");
-  w.Null();
-  Key(w, "continuing_subword_prefix");
-  w.Null();
-  Key(w, "end_of_word_suffix");
-  w.Null();
-  Key(w, "fuse_unk");
-  w.Bool(false);
-  Key(w, "byte_fallback");
-  w.Bool(false);
-  Key(w, "ignore_merges");
-  w.Bool(false);
-  Key(w, "vocab");
-  w.StartObject();
-  for (int b = 0; b < 256; ++b) {
-    Key(w, symbols[static_cast<size_t>(b)]);
-    w.Int(b);
-  }
-  // The special tokens are in the model's vocab too (as GPT-2's
-  // <|endoftext|> is), so `tokenizers` keeps their ids and leaves no gap.
-  Key(w, kBosToken);
-  w.Int64(kTinyLlamaBosId);
-  Key(w, kEosToken);
-  w.Int64(kTinyLlamaEosId);
-  for (int64_t m = 0; m < kTinyLlamaNumMerges; ++m) {
-    Key(w, absl::StrCat(kMerges[m].first, kMerges[m].second));
-    w.Int64(258 + m);
-  }
-  w.EndObject();
-  Key(w, "merges");
-  w.StartArray();
-  for (const auto& [a, b] : kMerges) Str(w, absl::StrCat(a, " ", b));
-  w.EndArray();
-  w.EndObject();
-  w.EndObject();
-  return Finish(buffer);
-}
-
-std::string TokenizerConfigJson(const TinyLlamaOptions& o) {
-  rapidjson::StringBuffer buffer;
-  JsonWriter w(buffer);
-  w.SetIndent(' ', 2);
-  w.StartObject();
-  Key(w, "add_bos_token");
-  w.Bool(true);
-  Key(w, "add_eos_token");
-  w.Bool(false);
-  Key(w, "added_tokens_decoder");
-  w.StartObject();
-  Key(w, absl::StrCat(kTinyLlamaBosId));
-  AddedToken(w, kTinyLlamaBosId, kBosToken, false);
-  Key(w, absl::StrCat(kTinyLlamaEosId));
-  AddedToken(w, kTinyLlamaEosId, kEosToken, false);
-  w.EndObject();
-  Key(w, "bos_token");
-  Str(w, kBosToken);
-  Key(w, "clean_up_tokenization_spaces");
-  w.Bool(false);
-  Key(w, "eos_token");
-  Str(w, kEosToken);
-  Key(w, "model_input_names");
-  w.StartArray();
-  Str(w, "input_ids");
-  Str(w, "attention_mask");
-  w.EndArray();
-  Key(w, "model_max_length");
-  w.Int64(o.max_position_embeddings);
-  Key(w, "tokenizer_class");
-  Str(w, "PreTrainedTokenizerFast");
-  w.EndObject();
-  return Finish(buffer);
+// A Mamba-1 mixer under `p` ("backbone.layers.i.mixer.").
+void Mamba1MixerTensors(const TinyModelOptions& o, const std::string& p,
+                        std::vector<TinyTensor>& t) {
+  const int64_t h = o.hidden_size, d_inner = o.ssm_expand * o.hidden_size,
+                n = o.ssm_state_size, rank = (o.hidden_size + 15) / 16;
+  t.push_back({p + "A_log", {d_inner, n}, TensorInit::kALog});
+  t.push_back({p + "D", {d_inner}, TensorInit::kOnes});
+  t.push_back({p + "conv1d.weight", {d_inner, 1, o.ssm_conv_kernel}, TensorInit::kConv});
+  t.push_back({p + "conv1d.bias", {d_inner}});
+  t.push_back({p + "dt_proj.weight", {d_inner, rank}, TensorInit::kDtProj});
+  t.push_back({p + "dt_proj.bias", {d_inner}, TensorInit::kDtBias});
+  // in_proj rows: [x (d_inner), z (d_inner)].
+  t.push_back({p + "in_proj.weight", {2 * d_inner, h}});
+  t.push_back({p + "out_proj.weight", {h, d_inner}});
+  // x_proj rows: [dt (rank), B (N), C (N)].
+  t.push_back({p + "x_proj.weight", {rank + 2 * n, d_inner}});
 }
 
 // ---- Weights ---------------------------------------------------------------
 
 // Shard index of each tensor: contiguous runs of about equal bytes; every
 // shard non-empty. REQUIRES: 1 <= num_shards <= tensors.size().
-std::vector<int> AssignShards(const std::vector<TinyLlamaTensor>& tensors,
+std::vector<int> AssignShards(const std::vector<TinyTensor>& tensors,
                               int num_shards) {
   std::vector<uint64_t> numel(tensors.size());
   uint64_t total = 0;
@@ -495,54 +230,145 @@ void RemoveStaleWeights(const std::filesystem::path& dir) {
   }
 }
 
+
 }  // namespace
 
-std::vector<std::string> TinyLlamaPresetNames() {
-  return {"tiny", "demo", "100m"};
+std::string_view TinyArchitectureName(TinyArchitecture a) {
+  switch (a) {
+    case TinyArchitecture::kLlama:
+      return "llama";
+    case TinyArchitecture::kMamba2:
+      return "mamba2";
+    case TinyArchitecture::kBamba:
+      return "bamba";
+    case TinyArchitecture::kMamba:
+      return "mamba";
+  }
+  return "?";
 }
 
-absl::StatusOr<TinyLlamaOptions> TinyLlamaPreset(std::string_view name) {
-  TinyLlamaOptions o;
-  if (name == "tiny") return o;  // the defaults
-  if (name == "demo") {
-    o.vocab_size = 4096;
-    o.hidden_size = 256;
-    o.intermediate_size = 688;
-    o.num_layers = 4;
-    o.num_heads = 8;
-    o.num_kv_heads = 4;
-    o.head_dim = 32;
-    o.max_position_embeddings = 4096;
-    return o;
+std::string_view TinyArchitectureClass(TinyArchitecture a) {
+  switch (a) {
+    case TinyArchitecture::kLlama:
+      return "LlamaForCausalLM";
+    case TinyArchitecture::kMamba2:
+      return "Mamba2ForCausalLM";
+    case TinyArchitecture::kBamba:
+      return "BambaForCausalLM";
+    case TinyArchitecture::kMamba:
+      return "MambaForCausalLM";
   }
-  if (name == "100m") {
-    o.vocab_size = 32000;
-    o.hidden_size = 768;
-    o.intermediate_size = 2048;
-    o.num_layers = 12;
-    o.num_heads = 12;
-    o.num_kv_heads = 4;
-    o.head_dim = 64;
-    o.max_position_embeddings = 8192;
-    o.tie_word_embeddings = true;
-    return o;
+  return "?";
+}
+
+std::vector<TinyArchitecture> AllTinyArchitectures() {
+  return {TinyArchitecture::kLlama, TinyArchitecture::kMamba2,
+          TinyArchitecture::kBamba, TinyArchitecture::kMamba};
+}
+
+absl::StatusOr<TinyArchitecture> ParseTinyArchitecture(std::string_view name) {
+  std::vector<std::string> known;
+  for (TinyArchitecture a : AllTinyArchitectures()) {
+    if (name == TinyArchitectureName(a)) return a;
+    known.emplace_back(TinyArchitectureName(a));
   }
   return absl::InvalidArgumentError(
-      absl::StrCat("unknown preset \"", std::string(name),
-                   "\" (known: ", absl::StrJoin(TinyLlamaPresetNames(), ", "),
-                   ")"));
+      absl::StrCat("unknown architecture \"", std::string(name),
+                   "\" (known: ", absl::StrJoin(known, ", "), ")"));
 }
 
-absl::Status ValidateTinyLlamaOptions(const TinyLlamaOptions& o) {
-  const std::pair<const char*, int64_t> sizes[] = {
+std::vector<std::string> TinyModelPresetNames(TinyArchitecture a) {
+  if (a == TinyArchitecture::kLlama) return {"tiny", "demo", "100m"};
+  return {"tiny", "demo"};
+}
+
+absl::StatusOr<TinyModelOptions> TinyModelPreset(TinyArchitecture a,
+                                                 std::string_view name) {
+  TinyModelOptions o;  // the Llama "tiny" sizes
+  o.architecture = a;
+  const bool tiny = name == "tiny", demo = name == "demo";
+  if (a == TinyArchitecture::kLlama) {
+    if (tiny) return o;
+    if (demo) {
+      o.vocab_size = 4096;
+      o.hidden_size = 256;
+      o.intermediate_size = 688;
+      o.num_layers = 4;
+      o.num_heads = 8;
+      o.num_kv_heads = 4;
+      o.head_dim = 32;
+      o.max_position_embeddings = 4096;
+      return o;
+    }
+    if (name == "100m") {
+      o.vocab_size = 32000;
+      o.hidden_size = 768;
+      o.intermediate_size = 2048;
+      o.num_layers = 12;
+      o.num_heads = 12;
+      o.num_kv_heads = 4;
+      o.head_dim = 64;
+      o.max_position_embeddings = 8192;
+      o.tie_word_embeddings = true;
+      return o;
+    }
+  } else if (tiny || demo) {
+    // tiny: hidden 64, Mamba-2 mixers of 8 heads x 16 (d_inner 128), state 16.
+    if (a == TinyArchitecture::kBamba) {
+      o.num_layers = 4;
+      o.attn_layer_indices = {1};
+    }
+    if (demo) {
+      o.vocab_size = kTinyLlamaMinVocabSize;  // every id is a token
+      o.hidden_size = 256;
+      o.num_layers = 8;
+      o.ssm_num_heads = 8;
+      o.ssm_head_dim = 64;  // d_inner 512
+      o.ssm_state_size = a == TinyArchitecture::kMamba ? 16 : 64;
+      // Bamba: attention at 3 and 7 (one layer in four, as Bamba-9B's
+      // 3 of 32), 8 heads x 32 with 4 kv heads, SwiGLU 512 wide.
+      o.attn_layer_indices = {3, 7};
+      o.num_heads = 8;
+      o.num_kv_heads = 4;
+      o.head_dim = 32;
+      o.intermediate_size = 512;
+      o.max_position_embeddings = 4096;
+    }
+    if (a != TinyArchitecture::kBamba) o.attn_layer_indices.clear();
+    return o;
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "unknown preset \"", std::string(name), "\" for ", std::string(TinyArchitectureName(a)),
+      " (known: ", absl::StrJoin(TinyModelPresetNames(a), ", "), ")"));
+}
+
+absl::Status ValidateTinyModelOptions(const TinyModelOptions& o) {
+  const TinyArchitecture a = o.architecture;
+  const bool attention = a == TinyArchitecture::kLlama || IsBamba(o);
+  const bool mamba2 = a == TinyArchitecture::kMamba2 || a == TinyArchitecture::kBamba;
+  const bool ssm = a != TinyArchitecture::kLlama;
+  std::vector<std::pair<const char*, int64_t>> sizes = {
       {"vocab_size", o.vocab_size},
       {"hidden_size", o.hidden_size},
-      {"intermediate_size", o.intermediate_size},
-      {"num_layers", o.num_layers},
-      {"num_heads", o.num_heads},
-      {"num_kv_heads", o.num_kv_heads},
-      {"head_dim", o.head_dim},
-      {"max_position_embeddings", o.max_position_embeddings}};
+      {"num_layers", o.num_layers}};
+  if (attention) {
+    sizes.insert(sizes.end(), {{"intermediate_size", o.intermediate_size},
+                               {"num_heads", o.num_heads},
+                               {"num_kv_heads", o.num_kv_heads},
+                               {"head_dim", o.head_dim},
+                               {"max_position_embeddings", o.max_position_embeddings}});
+  }
+  if (ssm) {
+    sizes.insert(sizes.end(), {{"ssm_state_size", o.ssm_state_size},
+                               {"ssm_conv_kernel", o.ssm_conv_kernel},
+                               {"ssm_expand", o.ssm_expand}});
+  }
+  if (mamba2) {
+    sizes.insert(sizes.end(), {{"ssm_num_heads", o.ssm_num_heads},
+                               {"ssm_head_dim", o.ssm_head_dim},
+                               {"ssm_n_groups", o.ssm_n_groups},
+                               {"ssm_chunk_size", o.ssm_chunk_size}});
+  }
   for (const auto& [name, value] : sizes) {
     if (value <= 0) {
       return absl::InvalidArgumentError(
@@ -555,25 +381,66 @@ absl::Status ValidateTinyLlamaOptions(const TinyLlamaOptions& o) {
         " (256 bytes, 2 special tokens, ", kTinyLlamaNumMerges,
         " merges), got ", o.vocab_size));
   }
-  if (o.num_heads % o.num_kv_heads != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("num_heads (", o.num_heads,
-                     ") must be a multiple of num_kv_heads (", o.num_kv_heads,
-                     ")"));
+  if (attention) {
+    if (o.num_heads % o.num_kv_heads != 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("num_heads (", o.num_heads,
+                       ") must be a multiple of num_kv_heads (", o.num_kv_heads,
+                       ")"));
+    }
+    if (o.head_dim % 2 != 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "head_dim must be even (rotary pairs), got ", o.head_dim));
+    }
+    if (!(o.rope_theta > 0.0) || !std::isfinite(o.rope_theta)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("rope_theta must be positive, got ", o.rope_theta));
+    }
   }
-  if (o.head_dim % 2 != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("head_dim must be even (rotary pairs), got ", o.head_dim));
+  if (IsBamba(o)) {
+    if (o.head_dim * o.num_heads != o.hidden_size) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "bamba: head_dim (", o.head_dim, ") must be hidden_size / num_heads (",
+          o.hidden_size, " / ", o.num_heads,
+          "): BambaConfig has no head_dim of its own"));
+    }
+    // Bamba rotates half of head_dim (BambaConfig's partial_rotary_factor).
+    if (o.head_dim % 4 != 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "bamba: head_dim must be a multiple of 4 (half of it is rotated, in "
+          "pairs), got ", o.head_dim));
+    }
+    for (size_t i = 0; i < o.attn_layer_indices.size(); ++i) {
+      const int64_t layer = o.attn_layer_indices[i];
+      if (layer < 0 || layer >= o.num_layers ||
+          (i > 0 && layer <= o.attn_layer_indices[i - 1])) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "attn_layer_indices must be increasing layer indices in [0, ",
+            o.num_layers, "), got ", absl::StrJoin(o.attn_layer_indices, ",")));
+      }
+    }
   }
-  if (!(o.rope_theta > 0.0) || !std::isfinite(o.rope_theta)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("rope_theta must be positive, got ", o.rope_theta));
+  if (mamba2) {
+    if (o.ssm_num_heads * o.ssm_head_dim != o.ssm_expand * o.hidden_size) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "ssm_num_heads * ssm_head_dim (", o.ssm_num_heads, " * ",
+          o.ssm_head_dim, ") must equal ssm_expand * hidden_size (",
+          o.ssm_expand, " * ", o.hidden_size, ")"));
+    }
+    if (o.ssm_num_heads % o.ssm_n_groups != 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("ssm_n_groups (", o.ssm_n_groups,
+                       ") must divide ssm_num_heads (", o.ssm_num_heads, ")"));
+    }
+  }
+  if (ssm && o.ssm_conv_kernel < 2) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "ssm_conv_kernel must be at least 2, got ", o.ssm_conv_kernel));
   }
   if (!engine::IsFloat(o.dtype)) {
     return absl::InvalidArgumentError("dtype must be f32, bf16 or f16");
   }
-  const int64_t num_tensors =
-      static_cast<int64_t>(TinyLlamaTensors(o).size());
+  const int64_t num_tensors = static_cast<int64_t>(TinyModelTensors(o).size());
   if (o.num_shards < 1 || o.num_shards > num_tensors) {
     return absl::InvalidArgumentError(
         absl::StrCat("shards must be between 1 and the number of tensors (",
@@ -582,33 +449,55 @@ absl::Status ValidateTinyLlamaOptions(const TinyLlamaOptions& o) {
   return absl::OkStatus();
 }
 
-std::vector<TinyLlamaTensor> TinyLlamaTensors(const TinyLlamaOptions& o) {
-  const int64_t h = o.hidden_size, q = o.num_heads * o.head_dim,
-                kv = o.num_kv_heads * o.head_dim, inter = o.intermediate_size;
-  std::vector<TinyLlamaTensor> t;
-  t.push_back({"model.embed_tokens.weight", {o.vocab_size, h}, false});
-  for (int64_t i = 0; i < o.num_layers; ++i) {
-    const std::string p = absl::StrCat("model.layers.", i, ".");
-    t.push_back({p + "input_layernorm.weight", {h}, true});
-    t.push_back({p + "self_attn.q_proj.weight", {q, h}, false});
-    t.push_back({p + "self_attn.k_proj.weight", {kv, h}, false});
-    t.push_back({p + "self_attn.v_proj.weight", {kv, h}, false});
-    t.push_back({p + "self_attn.o_proj.weight", {h, q}, false});
-    t.push_back({p + "post_attention_layernorm.weight", {h}, true});
-    t.push_back({p + "mlp.gate_proj.weight", {inter, h}, false});
-    t.push_back({p + "mlp.up_proj.weight", {inter, h}, false});
-    t.push_back({p + "mlp.down_proj.weight", {h, inter}, false});
+std::vector<TinyTensor> TinyModelTensors(const TinyModelOptions& o) {
+  const int64_t h = o.hidden_size;
+  std::vector<TinyTensor> t;
+  switch (o.architecture) {
+    case TinyArchitecture::kLlama:
+    case TinyArchitecture::kBamba: {
+      const bool bamba = IsBamba(o);
+      t.push_back({"model.embed_tokens.weight", {o.vocab_size, h}});
+      for (int64_t i = 0; i < o.num_layers; ++i) {
+        const std::string p = absl::StrCat("model.layers.", i, ".");
+        t.push_back({p + "input_layernorm.weight", {h}, TensorInit::kNorm});
+        if (IsAttentionLayer(o, i)) {
+          AttentionTensors(o, p + "self_attn.", t);
+        } else {
+          Mamba2MixerTensors(o, p + "mamba.", t);
+        }
+        t.push_back({p + (bamba ? "pre_ff_layernorm.weight"
+                                : "post_attention_layernorm.weight"),
+                     {h}, TensorInit::kNorm});
+        MlpTensors(o, p + (bamba ? "feed_forward." : "mlp."), t);
+      }
+      t.push_back({bamba ? "model.final_layernorm.weight" : "model.norm.weight",
+                   {h}, TensorInit::kNorm});
+      break;
+    }
+    case TinyArchitecture::kMamba2:
+    case TinyArchitecture::kMamba:
+      t.push_back({"backbone.embeddings.weight", {o.vocab_size, h}});
+      for (int64_t i = 0; i < o.num_layers; ++i) {
+        const std::string p = absl::StrCat("backbone.layers.", i, ".");
+        t.push_back({p + "norm.weight", {h}, TensorInit::kNorm});
+        if (o.architecture == TinyArchitecture::kMamba2) {
+          Mamba2MixerTensors(o, p + "mixer.", t);
+        } else {
+          Mamba1MixerTensors(o, p + "mixer.", t);
+        }
+      }
+      t.push_back({"backbone.norm_f.weight", {h}, TensorInit::kNorm});
+      break;
   }
-  t.push_back({"model.norm.weight", {h}, true});
   if (!o.tie_word_embeddings) {
-    t.push_back({"lm_head.weight", {o.vocab_size, h}, false});
+    t.push_back({"lm_head.weight", {o.vocab_size, h}});
   }
   return t;
 }
 
-int64_t TinyLlamaNumParameters(const TinyLlamaOptions& options) {
+int64_t TinyModelNumParameters(const TinyModelOptions& options) {
   int64_t n = 0;
-  for (const TinyLlamaTensor& t : TinyLlamaTensors(options)) {
+  for (const TinyTensor& t : TinyModelTensors(options)) {
     int64_t numel = 1;
     for (int64_t d : t.shape) numel *= d;
     n += numel;
@@ -616,24 +505,54 @@ int64_t TinyLlamaNumParameters(const TinyLlamaOptions& options) {
   return n;
 }
 
-std::vector<float> TinyLlamaTensorValues(uint64_t seed,
-                                         const TinyLlamaTensor& tensor) {
+std::vector<float> TinyTensorValues(uint64_t seed, const TinyTensor& tensor) {
   int64_t numel = 1;
   for (int64_t d : tensor.shape) numel *= d;
+  const int64_t last = tensor.shape.empty() ? 1 : tensor.shape.back();
   uint64_t mix = seed ^ Fnv1a(tensor.name);
-  NormalStream normal(SplitMix64(mix));
+  const uint64_t stream_seed = SplitMix64(mix);
+  NormalStream normal(stream_seed);
+  uint64_t uniform_state = stream_seed;
   std::vector<float> v(static_cast<size_t>(numel));
-  for (float& x : v) {
-    const double z = normal.Next();
-    x = tensor.is_norm ? static_cast<float>(1.0 + 0.1 * z)
-                       : static_cast<float>(0.02 * z);
+  for (int64_t i = 0; i < numel; ++i) {
+    double x = 0.0;
+    switch (tensor.init) {
+      case TensorInit::kNormal:
+        x = 0.02 * normal.Next();
+        break;
+      case TensorInit::kNorm:
+        x = 1.0 + 0.1 * normal.Next();
+        break;
+      case TensorInit::kConv:
+        // [channels, 1, d_conv]
+        x = normal.Next() / std::sqrt(3.0 * static_cast<double>(last));
+        break;
+      case TensorInit::kALog:
+        x = std::log(1.0 + static_cast<double>(i % last));
+        break;
+      case TensorInit::kOnes:
+        x = 1.0;
+        break;
+      case TensorInit::kDtBias: {
+        const double lo = std::log(1e-3), hi = std::log(0.1);
+        const double dt =
+            std::max(std::exp(lo + Uniform(uniform_state) * (hi - lo)), 1e-4);
+        x = dt + std::log(-std::expm1(-dt));  // softplus⁻¹(dt)
+        break;
+      }
+      case TensorInit::kDtProj:
+        x = (2.0 * Uniform(uniform_state) - 1.0) /
+            std::sqrt(static_cast<double>(last));
+        break;
+    }
+    v[static_cast<size_t>(i)] = static_cast<float>(x);
   }
   return v;
 }
 
-absl::Status WriteTinyLlama(const TinyLlamaOptions& options,
+absl::Status WriteTinyModel(const TinyModelOptions& options,
                             const std::filesystem::path& out_dir) {
-  HS_RETURN_IF_ERROR(ValidateTinyLlamaOptions(options));
+  HS_RETURN_IF_ERROR(ValidateTinyModelOptions(options));
   std::error_code ec;
   std::filesystem::create_directories(out_dir, ec);
   if (ec) {
@@ -645,10 +564,10 @@ absl::Status WriteTinyLlama(const TinyLlamaOptions& options,
     if (options.progress) options.progress(line);
   };
 
-  const std::vector<TinyLlamaTensor> tensors = TinyLlamaTensors(options);
+  const std::vector<TinyTensor> tensors = TinyModelTensors(options);
   progress(absl::StrFormat("writing %s: %d parameters in %d tensors, %s",
-                           out_dir.string(), TinyLlamaNumParameters(options),
-                           tensors.size(), TorchDTypeName(options.dtype)));
+                           out_dir.string(), TinyModelNumParameters(options),
+                           tensors.size(), internal::TorchDTypeName(options.dtype)));
   const std::vector<int> shard_of = AssignShards(tensors, options.num_shards);
   const size_t elem = engine::DTypeSize(options.dtype);
   std::map<std::string, std::string> weight_map;
@@ -661,7 +580,7 @@ absl::Status WriteTinyLlama(const TinyLlamaOptions& options,
     for (size_t i = 0; i < tensors.size(); ++i) {
       if (shard_of[i] != s) continue;
       const std::vector<float> values =
-          TinyLlamaTensorValues(options.seed, tensors[i]);
+          TinyTensorValues(options.seed, tensors[i]);
       std::vector<std::byte> bytes(values.size() * elem);
       engine::ConvertFloats(values.data(), DType::kF32, bytes.data(),
                             options.dtype, values.size());
@@ -692,7 +611,7 @@ absl::Status WriteTinyLlama(const TinyLlamaOptions& options,
     Key(w, "metadata");
     w.StartObject();
     Key(w, "total_parameters");
-    w.Int64(TinyLlamaNumParameters(options));
+    w.Int64(TinyModelNumParameters(options));
     Key(w, "total_size");
     w.Uint64(total_bytes);
     w.EndObject();
@@ -709,20 +628,21 @@ absl::Status WriteTinyLlama(const TinyLlamaOptions& options,
   }
 
   const std::pair<const char*, std::string> files[] = {
-      {"config.json", ConfigJson(options)},
-      {"generation_config.json", GenerationConfigJson()},
-      {"tokenizer.json", TokenizerJson()},
-      {"tokenizer_config.json", TokenizerConfigJson(options)},
+      {"config.json", internal::ConfigJson(options)},
+      {"generation_config.json", internal::GenerationConfigJson()},
+      {"tokenizer.json", internal::TokenizerJson()},
+      {"tokenizer_config.json", internal::TokenizerConfigJson(options)},
   };
   for (const auto& [name, text] : files) {
     HS_RETURN_IF_ERROR(WriteTextFile(out_dir / name, text));
   }
   progress(absl::StrFormat(
-      "wrote %s: LlamaForCausalLM, %d parameters, %s, %d shard(s), "
+      "wrote %s: %s, %d parameters, %s, %d shard(s), "
       "config.json, generation_config.json, tokenizer.json, "
       "tokenizer_config.json",
-      out_dir.string(), TinyLlamaNumParameters(options),
-      TorchDTypeName(options.dtype), options.num_shards));
+      out_dir.string(), std::string(TinyArchitectureClass(options.architecture)),
+      TinyModelNumParameters(options),
+      internal::TorchDTypeName(options.dtype), options.num_shards));
   return absl::OkStatus();
 }
 
