@@ -1,6 +1,7 @@
 #include "scheduler/engine_loop.h"
 
 #include <algorithm>
+#include <cmath>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -21,7 +22,7 @@ TokenLogprobInfo ToInfo(engine::SampleResult r) {
 
 }  // namespace
 
-EngineLoop::EngineLoop(engine::Engine* engine,
+EngineLoop::EngineLoop(engine::StepEngine* engine,
                        const engine::tokenizer::Tokenizer* tokenizer,
                        const EngineLoopOptions& options)
     : engine_(engine),
@@ -59,6 +60,11 @@ absl::Status EngineLoop::Warmup() {
   blocks_.Free(seq);
   PublishLoad();
   return st;
+}
+
+bool EngineLoop::RunOnce() {
+  HS_CHECK(!started_);
+  return Iterate();
 }
 
 void EngineLoop::Start() {
@@ -189,16 +195,6 @@ void EngineLoop::DrainInbox() {
   for (auto& r : inbox) {
     waiting_.push_back(std::make_unique<Sequence>(next_seq_id_++, std::move(r), *tokenizer_));
   }
-  // Lower priority value first; FCFS within a priority (stable).
-  std::stable_sort(waiting_.begin(), waiting_.end(), [](const auto& a, const auto& b) {
-    return a->req->priority < b->req->priority;
-  });
-}
-
-int64_t EngineLoop::ReservedBlocks(const Sequence& seq) const {
-  if (!blocks_.has_kv()) return 0;
-  const int64_t len = std::min<int64_t>(seq.max_len(), engine_->max_model_len());
-  return (len + blocks_.block_tokens() - 1) / blocks_.block_tokens();
 }
 
 void EngineLoop::Finish(Sequence& seq, FinishReason reason, absl::Status status,
@@ -266,14 +262,6 @@ void EngineLoop::DropCancelled() {
   std::erase_if(waiting_, [&](const auto& s) { return drop(*s); });
 }
 
-int64_t EngineLoop::PromisedBlocks() const {
-  int64_t promised = 0;
-  for (const auto& s : running_) {
-    promised += ReservedBlocks(*s) - static_cast<int64_t>(blocks_.Table(s->id).size());
-  }
-  return promised;
-}
-
 int64_t EngineLoop::ChunkLimit(const Sequence& seq, int64_t budget) const {
   int64_t n = std::min(seq.num_uncomputed(), budget);
   // Prompt logprobs are computed a bounded number of rows per step.
@@ -283,55 +271,141 @@ int64_t EngineLoop::ChunkLimit(const Sequence& seq, int64_t budget) const {
   return n;
 }
 
-bool EngineLoop::Iterate() {
-  DrainInbox();
-  DropCancelled();
+bool EngineLoop::Outranks(const Sequence& a, const Sequence& b) {
+  // Lower priority value first; then the earlier admitted.
+  if (a.req->priority != b.req->priority) return a.req->priority < b.req->priority;
+  return a.admit_order < b.admit_order;
+}
 
-  // ---- plan: decodes and unfinished prefills first, then admissions.
-  struct Scheduled {
-    Sequence* seq;
-    int64_t n;
+void EngineLoop::SortWaiting(absl::Time now) {
+  // Effective priority: the request's, improved by one for every
+  // options_.aging interval spent waiting since arrival, so none starves.
+  const double aging_s = absl::ToDoubleSeconds(options_.aging);
+  auto effective = [&](const Sequence& s) {
+    if (aging_s <= 0) return static_cast<double>(s.req->priority);
+    return s.req->priority - std::floor(Seconds(now - s.req->arrival) / aging_s);
   };
-  std::vector<Scheduled> sched;
-  int64_t budget = options_.max_batched_tokens;
-  // Decodes (one new token) before prefill chunks, so a long prompt never
-  // delays the running sequences' next tokens.
-  for (const bool decodes : {true, false}) {
-    for (auto& s : running_) {
-      if ((s->num_uncomputed() == 1) != decodes) continue;
-      const int64_t n = ChunkLimit(*s, budget);
-      if (n <= 0) continue;
-      sched.push_back({s.get(), n});
-      budget -= n;
-    }
+  std::stable_sort(waiting_.begin(), waiting_.end(), [&](const auto& a, const auto& b) {
+    const double ea = effective(*a), eb = effective(*b);
+    if (ea != eb) return ea < eb;
+    return a->req->arrival < b->req->arrival;
+  });
+}
+
+void EngineLoop::Preempt(Sequence& seq) {
+  blocks_.Free(seq.id);
+  if (seq.state_slot >= 0) {
+    slots_.Release(seq.state_slot);
+    seq.state_slot = -1;
   }
-  int64_t available = blocks_.num_free() - PromisedBlocks();
+  // Recompute on resumption: every token (prompt and generated) is prefilled
+  // again; the tokens, detokenizer and stop checker state are kept.
+  seq.num_computed = 0;
+  ++seq.num_preemptions;
+  observer_->OnPreemption();
+}
+
+std::vector<EngineLoop::Scheduled> EngineLoop::PlanStep() {
+  // Plan without touching the pools, then apply: preempt, admit, grow.
+  std::vector<Scheduled> sched;
+  std::vector<Sequence*> victims;
+  int64_t budget = options_.max_batched_tokens;
+  int64_t free_blocks = blocks_.num_free();
+  auto preempted = [&](const Sequence* s) {
+    return std::find(victims.begin(), victims.end(), s) != victims.end();
+  };
+  // The running sequence to give up first: lowest priority, latest admitted.
+  auto pick_victim = [&]() -> Sequence* {
+    Sequence* worst = nullptr;
+    for (auto& r : running_) {
+      if (preempted(r.get())) continue;
+      if (worst == nullptr || Outranks(*worst, *r)) worst = r.get();
+    }
+    return worst;
+  };
+  // Decodes (one new token) before prefill chunks, so a long prompt never
+  // delays the running sequences' next tokens; each group in rank order.
+  std::vector<Sequence*> order;
+  for (auto& r : running_) order.push_back(r.get());
+  std::stable_sort(order.begin(), order.end(), [](const Sequence* a, const Sequence* b) {
+    const bool da = a->num_uncomputed() == 1, db = b->num_uncomputed() == 1;
+    if (da != db) return da;
+    return Outranks(*a, *b);
+  });
+  for (Sequence* s : order) {
+    if (preempted(s)) continue;
+    const int64_t n = ChunkLimit(*s, budget);
+    if (n <= 0) continue;
+    const int64_t need = blocks_.BlocksNeeded(s->id, s->num_computed + n);
+    while (need > free_blocks) {
+      Sequence* victim = pick_victim();
+      victims.push_back(victim);
+      free_blocks += static_cast<int64_t>(blocks_.Table(victim->id).size());
+      // A victim scheduled earlier in this step gives back its budget and blocks.
+      auto it = std::find_if(sched.begin(), sched.end(),
+                             [&](const Scheduled& x) { return x.seq == victim; });
+      if (it != sched.end()) {
+        budget += it->n;
+        free_blocks += it->blocks;
+        sched.erase(it);
+      }
+      if (victim == s) break;
+    }
+    if (preempted(s)) continue;
+    free_blocks -= need;
+    sched.push_back({s, n, need});
+    budget -= n;
+  }
+  for (Sequence* v : victims) Preempt(*v);
+  if (!victims.empty()) {
+    for (auto& r : running_) {
+      if (preempted(r.get())) waiting_.push_back(std::move(r));
+    }
+    std::erase_if(running_, [](const auto& r) { return r == nullptr; });
+  }
+
+  // Admissions, best effective priority first, while the head fits: KV blocks
+  // for its first chunk plus a watermark (so admitting does not immediately
+  // force a preemption), a state slot, and room in the batch.
   const absl::Time now = absl::Now();
+  SortWaiting(now);
+  const int64_t watermark = blocks_.has_kv() ? (blocks_.num_blocks() + 99) / 100 : 0;
   while (!waiting_.empty() && budget > 0 &&
          static_cast<int64_t>(running_.size()) < options_.max_num_seqs) {
     Sequence& s = *waiting_.front();
-    const int64_t need = ReservedBlocks(s);
-    if (need > available) break;  // FCFS: the head waits for room
-    if (slots_.has_slots()) {
-      std::optional<int32_t> slot = slots_.Acquire();
-      if (!slot) break;
-      s.state_slot = *slot;
+    if (s.num_preemptions > 0 && !victims.empty()) break;  // not back in the step it left
+    const int64_t n = ChunkLimit(s, budget);
+    const int64_t need = blocks_.BlocksNeeded(s.id, n);
+    if (need + watermark > free_blocks && need > 0) break;
+    if (slots_.has_slots() && slots_.num_free() == 0) break;
+    if (slots_.has_slots()) s.state_slot = *slots_.Acquire();
+    free_blocks -= need;
+    if (s.first_scheduled == absl::InfiniteFuture()) {
+      s.first_scheduled = now;
+      observer_->OnFirstScheduled(s.prompt_len(), Seconds(now - s.req->arrival));
     }
-    available -= need;
-    s.first_scheduled = now;
-    observer_->OnFirstScheduled(s.prompt_len(), Seconds(now - s.req->arrival));
+    s.admit_order = next_admit_order_++;
+    sched.push_back({&s, n, need});
+    budget -= n;
     running_.push_back(std::move(waiting_.front()));
     waiting_.pop_front();
-    const int64_t n = ChunkLimit(s, budget);
-    sched.push_back({&s, n});
-    budget -= n;
   }
+  // Apply: every block planned above is free now.
+  for (const Scheduled& x : sched) {
+    HS_CHECK(blocks_.Grow(x.seq->id, x.seq->num_computed + x.n));
+  }
+  return sched;
+}
+
+bool EngineLoop::Iterate() {
+  DrainInbox();
+  DropCancelled();
+  std::vector<Scheduled> sched = PlanStep();
   if (sched.empty()) {
     PublishLoad();
     return false;
   }
 
-  // ---- apply: blocks (reserved above, so growing cannot fail).
   engine::StepPlan plan;
   int64_t width = 1;
   for (const Scheduled& x : sched) {
@@ -357,7 +431,8 @@ bool EngineLoop::Iterate() {
       plan.positions.push_back(static_cast<int32_t>(pos));
       // Row `pos` predicts token pos + 1: a prompt logprob while that is a
       // prompt token.
-      if (s.req->prompt_logprobs.has_value() && pos + 1 < s.prompt_len()) {
+      if (s.req->prompt_logprobs.has_value() && pos + 1 < s.prompt_len() &&
+          pos >= s.prompt_logprobs_next) {
         if (rows[i].first_prompt_row < 0) {
           rows[i].first_prompt_row = static_cast<int64_t>(plan.logits_indices.size());
           rows[i].first_prompt_pos = pos;
@@ -406,6 +481,7 @@ bool EngineLoop::Iterate() {
     if (rows[i].num_prompt_rows > 0) {
       EmitPromptLogprobs(s, step_out_.logits.data() + rows[i].first_prompt_row * vocab,
                          rows[i].first_prompt_pos, rows[i].num_prompt_rows);
+      s.prompt_logprobs_next = rows[i].first_prompt_pos + rows[i].num_prompt_rows;
     }
     if (rows[i].sample_row >= 0) {
       SampleAndEmit(s, step_out_.logits.data() + rows[i].sample_row * vocab);
@@ -413,6 +489,7 @@ bool EngineLoop::Iterate() {
   }
   std::erase_if(running_, [](const auto& s) { return s->finished; });
   PublishLoad();
+  if (options_.check_invariants) HS_CHECK(CheckInvariants().ok());
   StepStats stats{.num_tokens = total,
                   .num_seqs = static_cast<int64_t>(sched.size()),
                   .forward_seconds = step_out_.forward_seconds};
@@ -425,6 +502,44 @@ bool EngineLoop::Iterate() {
   }
   observer_->OnStep(stats);
   return true;
+}
+
+absl::Status EngineLoop::CheckInvariants() const {
+  auto broken = [](auto&&... parts) {
+    return absl::InternalError(absl::StrCat("engine loop invariant broken: ", parts...));
+  };
+  if (!blocks_.CheckInvariants()) return broken("a KV block is lost or owned twice");
+  int64_t held_blocks = 0, held_slots = 0;
+  std::vector<uint8_t> slot_seen(slots_.num_slots(), 0);
+  for (const auto& s : running_) {
+    const int64_t table = static_cast<int64_t>(blocks_.Table(s->id).size());
+    const int64_t want = blocks_.has_kv()
+                             ? (s->num_computed + blocks_.block_tokens() - 1) / blocks_.block_tokens()
+                             : 0;
+    if (table != want) {
+      return broken("sequence ", s->id, " holds ", table, " blocks for ", s->num_computed, " tokens");
+    }
+    held_blocks += table;
+    if (slots_.has_slots()) {
+      if (s->state_slot < 0 || s->state_slot >= slots_.num_slots() || slot_seen[s->state_slot]) {
+        return broken("sequence ", s->id, " has slot ", s->state_slot);
+      }
+      slot_seen[s->state_slot] = 1;
+      ++held_slots;
+    }
+  }
+  for (const auto& s : waiting_) {
+    if (!blocks_.Table(s->id).empty() || s->state_slot >= 0) {
+      return broken("waiting sequence ", s->id, " holds blocks or a slot");
+    }
+  }
+  if (held_blocks + blocks_.num_free() != blocks_.num_blocks()) {
+    return broken(held_blocks, " held + ", blocks_.num_free(), " free != ", blocks_.num_blocks(), " blocks");
+  }
+  if (held_slots + slots_.num_free() != slots_.num_slots()) {
+    return broken(held_slots, " held + ", slots_.num_free(), " free != ", slots_.num_slots(), " slots");
+  }
+  return absl::OkStatus();
 }
 
 void EngineLoop::EmitPromptLogprobs(Sequence& seq, const float* rows, int64_t first_pos,

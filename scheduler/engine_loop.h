@@ -27,6 +27,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "engine/runtime/engine.h"
+#include "engine/runtime/step_engine.h"
 #include "engine/sampler.h"
 #include "engine/tokenizer/tokenizer.h"
 #include "scheduler/block_manager.h"
@@ -44,6 +45,11 @@ struct EngineLoopOptions {
   // Prompt-logprob rows computed per step for one sequence (bounds the logits
   // materialised at once: rows x vocabulary).
   int64_t prompt_logprobs_chunk = 256;
+  // A waiting request's priority improves by one per this much waiting time
+  // (so none starves); zero turns aging off.
+  absl::Duration aging = absl::Seconds(10);
+  // Check the pools' invariants after every step (tests; aborts when broken).
+  bool check_invariants = false;
   // Told about steps, tokens and finished requests (metrics); may be null.
   // Must outlive the loop.
   LoopObserver* observer = nullptr;
@@ -62,7 +68,7 @@ struct LoopLoad {
 class EngineLoop {
  public:
   // `engine` and `tokenizer` must outlive the loop.
-  EngineLoop(engine::Engine* engine, const engine::tokenizer::Tokenizer* tokenizer,
+  EngineLoop(engine::StepEngine* engine, const engine::tokenizer::Tokenizer* tokenizer,
              const EngineLoopOptions& options);
   ~EngineLoop();  // Stop()s
 
@@ -89,6 +95,15 @@ class EngineLoop {
 
   LoopLoad load() const;
 
+  // Runs one iteration on the caller's thread, for tests and benchmarks that
+  // drive the loop step by step. REQUIRES: Start() not called. False when
+  // there was nothing to run.
+  bool RunOnce();
+
+  // Every KV block and slot is free or held by exactly one running sequence,
+  // with tables matching context lengths. Loop thread only (or when stopped).
+  absl::Status CheckInvariants() const;
+
  private:
   void Run();
   // One iteration; false when there was nothing to do.
@@ -108,15 +123,24 @@ class EngineLoop {
   // Accumulates the prompt logprobs of positions first_pos .. first_pos+n-1.
   void EmitPromptLogprobs(Sequence& seq, const float* rows, int64_t first_pos, int64_t n);
   void PublishLoad();
-  // KV blocks `seq` may need in all (prompt + max_new_tokens, capped by the
-  // model length).
-  int64_t ReservedBlocks(const Sequence& seq) const;
-  // Blocks promised to running sequences but not yet allocated.
-  int64_t PromisedBlocks() const;
+  struct Scheduled {
+    Sequence* seq;
+    int64_t n;       // tokens computed this step
+    int64_t blocks;  // blocks it needs on top of what it holds
+  };
+  // Decides this step's sequences (decodes, then prefill chunks, then
+  // admissions) within the token budget, preempting when blocks run out, then
+  // applies it (preemptions, slots, blocks).
+  std::vector<Scheduled> PlanStep();
+  // Frees `seq`'s blocks and slot for recompute; the caller moves it to waiting_.
+  void Preempt(Sequence& seq);
+  void SortWaiting(absl::Time now);
+  // Whether `a` is served before `b` (and preempted after it).
+  static bool Outranks(const Sequence& a, const Sequence& b);
   // Tokens of `seq` to compute this step, given the budget left.
   int64_t ChunkLimit(const Sequence& seq, int64_t budget) const;
 
-  engine::Engine* const engine_;
+  engine::StepEngine* const engine_;
   const engine::tokenizer::Tokenizer* const tokenizer_;
   const EngineLoopOptions options_;
 
@@ -138,6 +162,7 @@ class EngineLoop {
   std::deque<std::unique_ptr<Sequence>> waiting_;
   std::vector<std::unique_ptr<Sequence>> running_;
   int64_t next_seq_id_ = 0;
+  int64_t next_admit_order_ = 0;
   engine::StepOutput step_out_;
   std::vector<int32_t> banned_;  // scratch for SampleAndEmit
   LoopObserver null_observer_;

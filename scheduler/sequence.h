@@ -36,6 +36,9 @@ struct Sequence {
   std::vector<int32_t> tokens;  // prompt, then generated
   int64_t num_computed = 0;     // tokens whose K/V (or state) is in the cache
   int32_t state_slot = -1;      // SSM models: the slot held while running
+  int64_t admit_order = 0;      // rank among admissions (later = preempted first)
+  int32_t num_preemptions = 0;
+  int64_t prompt_logprobs_next = 0;  // first prompt position whose logprob is not yet taken
   engine::tokenizer::IncrementalDetokenizer detokenizer;
   StopChecker stop_checker;
   bool first_event_sent = false;

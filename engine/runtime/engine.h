@@ -17,6 +17,7 @@
 #include "engine/generation_config.h"
 #include "engine/model/model.h"
 #include "engine/model_config.h"
+#include "engine/runtime/step_engine.h"
 #include "engine/runtime/step_plan.h"
 
 namespace hybridserve::engine {
@@ -71,7 +72,7 @@ struct StepOutput {
   double forward_seconds = 0.0;  // wall time of the forward pass and logits
 };
 
-class Engine {
+class Engine final : public StepEngine {
  public:
   // Loads config, generation config, checkpoint and weights; plans memory.
   // Errors name the file / tensor / flag at fault; a memory plan that fits no
@@ -85,7 +86,7 @@ class Engine {
   // zeros when state_is_fresh) and leave the state after its last new token
   // there.
   // `out` is overwritten (its capacity reused).
-  absl::Status Step(const StepPlan& plan, StepOutput* out);
+  absl::Status Step(const StepPlan& plan, StepOutput* out) override;
 
   // Forking a sequence (benchmarks and tests: one prefilled context copied
   // into many sequences; with PlanBuilder::Fork). Copies, in every attention
@@ -102,9 +103,9 @@ class Engine {
 
   const ModelConfig& config() const { return config_; }
   const GenerationConfig& generation_config() const { return generation_config_; }
-  const MemoryPlan& memory_plan() const { return plan_; }
-  const StepPlanLimits& limits() const { return limits_; }
-  int64_t max_model_len() const { return limits_.max_context_len; }
+  const MemoryPlan& memory_plan() const override { return plan_; }
+  const StepPlanLimits& limits() const override { return limits_; }
+  int64_t max_model_len() const override { return limits_.max_context_len; }
   int64_t max_num_seqs() const { return max_num_seqs_; }
   std::string device_name() const;
 
