@@ -1,6 +1,8 @@
 #include "server/inference_service.h"
 
+#include <algorithm>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "server/generate_reactor.h"
@@ -52,17 +54,21 @@ grpc::ServerUnaryReactor* InferenceService::Detokenize(grpc::CallbackServerConte
                                                        const v1::DetokenizeRequest* request,
                                                        v1::DetokenizeResponse* response) {
   if (absl::Status st = CheckModelName(*model_, request->model()); !st.ok()) return Done(context, st);
-  const int32_t vocab = model_->tokenizer->vocab_size();
+  // Ids the model can produce but the tokenizer has no token for (padded
+  // vocabulary rows) decode to nothing, as they do in generated text.
+  const int64_t vocab = std::max<int64_t>(model_->model.vocab_size, model_->tokenizer->vocab_size());
+  std::vector<int32_t> ids;
+  ids.reserve(request->token_ids_size());
   for (int i = 0; i < request->token_ids_size(); ++i) {
     const int32_t id = request->token_ids(i);
     if (id < 0 || id >= vocab) {
       return Done(context, absl::InvalidArgumentError(absl::StrCat(
                                "token_ids[", i, "]: token id ", id,
-                               " is outside the tokenizer's vocabulary [0, ", vocab, ")")));
+                               " is outside the vocabulary [0, ", vocab, ")")));
     }
+    if (model_->tokenizer->IdToToken(id) != nullptr) ids.push_back(id);
   }
   const bool skip = request->skip_special_tokens() || !request->has_skip_special_tokens();
-  std::vector<int32_t> ids(request->token_ids().begin(), request->token_ids().end());
   auto text = model_->tokenizer->Decode(ids, skip);
   if (!text.ok()) return Done(context, absl::InvalidArgumentError(absl::StrCat("token_ids: ", text.status().message())));
   response->set_text(*std::move(text));

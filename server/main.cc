@@ -135,6 +135,7 @@ int Serve(int argc, char** argv) {
   loop.Start();
   grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
   health->SetServingStatus(true);
+  health->SetServingStatus(v1::Inference::service_full_name(), true);
   Log(absl::StrCat("serving '", model.served_name, "' on ", config.host, ":", port,
                    " (gRPC hybridserve.v1.Inference; health and reflection enabled)"));
   if (!config.ready_file.empty()) {
@@ -148,6 +149,7 @@ int Serve(int argc, char** argv) {
   Log(absl::StrCat("signal ", signal_number, ": draining (up to ",
                    absl::FormatDuration(config.drain_timeout), ")"));
   health->SetServingStatus(false);
+  health->SetServingStatus(v1::Inference::service_full_name(), false);
   service.StopAccepting();
   loop.BeginDrain();
   if (!loop.WaitUntilIdle(absl::Now() + config.drain_timeout)) {
