@@ -248,6 +248,18 @@ def main():
                     raise AssertionError(f"prometheus not ready\n{prom.tail()}")
                 time.sleep(0.2)
         log(f"prometheus ready on {prom_url}")
+        # Rates need a sample from before the load: wait for a scrape of every
+        # server's idle counters.
+        deadline = time.monotonic() + 60
+        while True:
+            got = {r["metric"]["model"] for r in query(
+                prom_url, "hybridserve_generation_tokens_total == 0")}
+            if got == set(models):
+                break
+            if time.monotonic() > deadline:
+                raise AssertionError(f"Prometheus scraped idle counters of {sorted(got)} only\n"
+                                     f"{prom.tail()}")
+            time.sleep(0.2)
 
         # Load: one server after the other (servers running side by side on a small
         # machine slow each other down far more than their share), closed loop.
