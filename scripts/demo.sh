@@ -11,7 +11,7 @@ bash scripts/setup.sh
 bash scripts/build.sh build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 model=${HS_DEMO_MODEL:-$root/demo-model}
 if [ ! -f "$model/config.json" ]; then
-  build/tools/hs_make_tiny_model --preset demo --out "$model"
+  build/tools/hs_make_tiny_model --architecture bamba --preset demo --out "$model"
 fi
 port=50051
 args=("$@")
