@@ -455,6 +455,7 @@ SampleResult Sampler::Sample(const SampleInput& in) {
     }
   }
 
+  if (!in.want_logprobs) return result;
   if (!have_raw_lse) raw_lse = LogSumExpGivenMax(raw, raw_stats.max);
   result.logprob = static_cast<double>(raw[result.token]) - raw_lse;
   result.rank = RankOf(raw, result.token);

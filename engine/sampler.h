@@ -61,6 +61,10 @@ struct SampleInput {
   // MaskTokens on the row, they keep their raw logprobs.
   absl::Span<const int32_t> banned_ids;
   uint64_t seed = 0;  // the request's seed (params->seed, or drawn at arrival)
+  // Whether to compute the token's logprob, rank and top-N (params->logprobs)
+  // of the raw distribution. Off, they are left at zero / empty and greedy
+  // sampling is a single pass over the row.
+  bool want_logprobs = true;
   // Index of the token being sampled among the request's generated tokens
   // (0 for the first one; normally output_ids.size()).
   int64_t token_index = 0;

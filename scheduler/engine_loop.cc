@@ -324,15 +324,15 @@ std::vector<EngineLoop::Scheduled> EngineLoop::PlanStep() {
     return worst;
   };
   // Decodes (one new token) before prefill chunks, so a long prompt never
-  // delays the running sequences' next tokens; each group in rank order.
-  std::vector<Sequence*> order;
-  for (auto& r : running_) order.push_back(r.get());
-  std::stable_sort(order.begin(), order.end(), [](const Sequence* a, const Sequence* b) {
-    const bool da = a->num_uncomputed() == 1, db = b->num_uncomputed() == 1;
-    if (da != db) return da;
-    return Outranks(*a, *b);
-  });
-  for (Sequence* s : order) {
+  // delays the running sequences' next tokens; each group in admission order.
+  order_.clear();
+  for (auto& r : running_) {
+    if (r->num_uncomputed() == 1) order_.push_back(r.get());
+  }
+  for (auto& r : running_) {
+    if (r->num_uncomputed() != 1) order_.push_back(r.get());
+  }
+  for (Sequence* s : order_) {
     if (preempted(s)) continue;
     const int64_t n = ChunkLimit(*s, budget);
     if (n <= 0) continue;
@@ -368,7 +368,7 @@ std::vector<EngineLoop::Scheduled> EngineLoop::PlanStep() {
   // for its first chunk plus a watermark (so admitting does not immediately
   // force a preemption), a state slot, and room in the batch.
   const absl::Time now = absl::Now();
-  SortWaiting(now);
+  if (!waiting_.empty()) SortWaiting(now);
   const int64_t watermark = blocks_.has_kv() ? (blocks_.num_blocks() + 99) / 100 : 0;
   while (!waiting_.empty() && budget > 0 &&
          static_cast<int64_t>(running_.size()) < options_.max_num_seqs) {
@@ -568,6 +568,7 @@ void EngineLoop::SampleAndEmit(Sequence& seq, const float* logits_row) {
   in.output_ids = absl::MakeConstSpan(seq.tokens).subspan(seq.prompt_len());
   in.seed = *seq.req->sampling.seed;
   in.token_index = seq.num_generated();
+  in.want_logprobs = seq.req->logprobs.has_value();
   engine::SampleResult r = sampler_.Sample(in);
   const int32_t token = r.token;
   seq.tokens.push_back(token);

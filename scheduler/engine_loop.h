@@ -165,6 +165,7 @@ class EngineLoop {
   int64_t next_admit_order_ = 0;
   engine::StepOutput step_out_;
   std::vector<int32_t> banned_;  // scratch for SampleAndEmit
+  std::vector<Sequence*> order_;  // scratch for PlanStep
   LoopObserver null_observer_;
   LoopObserver* observer_;  // options_.observer or null_observer_
 

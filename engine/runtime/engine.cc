@@ -329,7 +329,7 @@ absl::Status Engine::CopyStateSlot(int32_t src_slot, int32_t dst_slot) {
 }
 
 absl::Status Engine::Step(const StepPlan& plan, StepOutput* out) {
-  HS_RETURN_IF_ERROR(ValidateStepPlan(plan, limits_));
+  HS_RETURN_IF_ERROR(ValidateStepPlan(plan, limits_, &plan_check_));
   if (plan.num_seqs() > max_num_seqs_) {
     return absl::InvalidArgumentError(absl::StrCat(
         "invalid StepPlan: ", plan.num_seqs(), " sequences exceed --max-num-seqs ",

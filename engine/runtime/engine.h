@@ -134,6 +134,7 @@ class Engine final : public StepEngine {
   DeviceBuffer logits_buffer_;  // [logits_slice_rows, vocab], act dtype
   std::vector<int32_t> host_meta_;  // staging for meta_buffer_
   std::vector<float> host_logits_;  // staging for non-f32 logits
+  PlanCheckScratch plan_check_;     // reused by ValidateStepPlan
   std::vector<std::byte> host_copy_;  // staging for CopyKvBlocks / CopyStateSlot
 };
 

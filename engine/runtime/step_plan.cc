@@ -1,11 +1,27 @@
 #include "engine/runtime/step_plan.h"
 
-#include "absl/container/flat_hash_map.h"
+#include <algorithm>
+#include <utility>
+#include <vector>
+
 #include "absl/strings/str_cat.h"
 
 namespace hybridserve::engine {
 
-absl::Status ValidateStepPlan(const StepPlan& plan, const StepPlanLimits& limits) {
+absl::Status ValidateStepPlan(const StepPlan& plan, const StepPlanLimits& limits,
+                              PlanCheckScratch* scratch) {
+  PlanCheckScratch local;
+  PlanCheckScratch& sc = scratch != nullptr ? *scratch : local;
+  if (sc.block_stamp.size() != static_cast<size_t>(limits.num_blocks) ||
+      sc.slot_stamp.size() != static_cast<size_t>(limits.num_state_slots) ||
+      sc.call == UINT32_MAX) {
+    sc.block_stamp.assign(limits.num_blocks, 0);
+    sc.block_seq.assign(limits.num_blocks, -1);
+    sc.slot_stamp.assign(limits.num_state_slots, 0);
+    sc.slot_seq.assign(limits.num_state_slots, -1);
+    sc.call = 0;
+  }
+  const uint32_t call = ++sc.call;
   const int64_t t = plan.num_tokens();
   const int64_t s = plan.num_seqs();
   auto bad = [](auto&&... parts) {
@@ -44,8 +60,6 @@ absl::Status ValidateStepPlan(const StepPlan& plan, const StepPlanLimits& limits
     return bad("state_slot / state_is_fresh have ", plan.state_slot.size(), " / ",
                plan.state_is_fresh.size(), " entries for ", s, " sequences");
   }
-  absl::flat_hash_map<int32_t, int64_t> slot_owner;
-  absl::flat_hash_map<int32_t, int64_t> owner;
   for (int64_t q = 0; q < s; ++q) {
     const int64_t n_new = plan.query_start[q + 1] - plan.query_start[q];
     const int64_t ctx = plan.context_len[q];
@@ -67,10 +81,11 @@ absl::Status ValidateStepPlan(const StepPlan& plan, const StepPlanLimits& limits
         return bad("sequence ", q, " state slot ", slot, " outside [0, ",
                    limits.num_state_slots, ")");
       }
-      auto [it, inserted] = slot_owner.emplace(slot, q);
-      if (!inserted) {
-        return bad("state slot ", slot, " used by sequences ", it->second, " and ", q);
+      if (sc.slot_stamp[slot] == call) {
+        return bad("state slot ", slot, " used by sequences ", sc.slot_seq[slot], " and ", q);
       }
+      sc.slot_stamp[slot] = call;
+      sc.slot_seq[slot] = static_cast<int32_t>(q);
       const bool starts_at_zero = ctx == n_new;
       if ((plan.state_is_fresh[q] != 0) != starts_at_zero) {
         return bad("sequence ", q, " has state_is_fresh ", int(plan.state_is_fresh[q]),
@@ -89,10 +104,11 @@ absl::Status ValidateStepPlan(const StepPlan& plan, const StepPlanLimits& limits
         return bad("sequence ", q, " block ", block, " outside [0, ",
                    limits.num_blocks, ")");
       }
-      auto [it, inserted] = owner.emplace(block, q);
-      if (!inserted && it->second != q) {
-        return bad("block ", block, " used by sequences ", it->second, " and ", q);
+      if (sc.block_stamp[block] == call && sc.block_seq[block] != q) {
+        return bad("block ", block, " used by sequences ", sc.block_seq[block], " and ", q);
       }
+      sc.block_stamp[block] = call;
+      sc.block_seq[block] = static_cast<int32_t>(q);
     }
   }
   for (int32_t idx : plan.logits_indices) {

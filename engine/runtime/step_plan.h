@@ -53,7 +53,18 @@ struct StepPlanLimits {
 // slots: one slot per sequence, in range, no slot used twice, and
 // state_is_fresh set exactly for sequences starting at position 0. The error
 // names the first problem found.
-absl::Status ValidateStepPlan(const StepPlan& plan, const StepPlanLimits& limits);
+//
+// `scratch` (optional) is reused between calls so that the check costs
+// O(blocks in the plan), not O(blocks in the cache).
+struct PlanCheckScratch {
+  std::vector<uint32_t> block_stamp;  // [num_blocks] call number that last saw it
+  std::vector<int32_t> block_seq;     // [num_blocks] sequence that used it then
+  std::vector<uint32_t> slot_stamp;   // [num_state_slots]
+  std::vector<int32_t> slot_seq;      // [num_state_slots]
+  uint32_t call = 0;
+};
+absl::Status ValidateStepPlan(const StepPlan& plan, const StepPlanLimits& limits,
+                              PlanCheckScratch* scratch = nullptr);
 
 }  // namespace hybridserve::engine
 

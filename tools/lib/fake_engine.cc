@@ -1,5 +1,7 @@
 #include "tools/lib/fake_engine.h"
 
+#include <time.h>
+
 #include <algorithm>
 
 #include "engine/status_macros.h"
@@ -29,8 +31,22 @@ int32_t FakeEngine::NextToken(int32_t token, int32_t position) const {
   return static_cast<int32_t>((h >> 17) % static_cast<uint64_t>(options_.vocab_size));
 }
 
+namespace {
+double ThreadCpuSeconds() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+}  // namespace
+
 absl::Status FakeEngine::Step(const engine::StepPlan& plan, engine::StepOutput* out) {
-  HS_RETURN_IF_ERROR(engine::ValidateStepPlan(plan, limits_));
+  const double cpu_start = ThreadCpuSeconds();
+  struct Charge {
+    double start;
+    double* total;
+    ~Charge() { *total += ThreadCpuSeconds() - start; }
+  } charge{cpu_start, &step_cpu_seconds_};
+  HS_RETURN_IF_ERROR(engine::ValidateStepPlan(plan, limits_, &plan_check_));
   const int64_t vocab = options_.vocab_size;
   out->vocab_size = vocab;
   out->logits.assign(plan.logits_indices.size() * vocab, 0.0f);

@@ -47,6 +47,10 @@ class FakeEngine final : public engine::StepEngine {
   // The greedy token after `token` at `position`.
   int32_t NextToken(int32_t token, int32_t position) const;
 
+  // CPU time (this thread) spent inside Step so far: what a benchmark
+  // subtracts to get the loop's own cost.
+  double step_cpu_seconds() const { return step_cpu_seconds_; }
+
   // Every step so far (cleared by ClearHistory).
   const std::vector<FakeStepRecord>& history() const { return history_; }
   void ClearHistory() { history_.clear(); }
@@ -58,6 +62,8 @@ class FakeEngine final : public engine::StepEngine {
   engine::StepPlanLimits limits_;
   std::vector<FakeStepRecord> history_;
   bool record_history_ = true;
+  double step_cpu_seconds_ = 0.0;
+  engine::PlanCheckScratch plan_check_;
 };
 
 }  // namespace hybridserve::tools

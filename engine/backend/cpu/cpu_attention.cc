@@ -46,7 +46,7 @@ absl::Status CpuBackend::Rope(const Tensor& q, const Tensor& k,
   const int64_t num_heads = q.dim(1), num_kv_heads = k.dim(1);
   const float* inv_freq = rope.inv_freq.as<float>();
   const int32_t* pos = positions.as<int32_t>();
-#pragma omp parallel
+#pragma omp parallel if (t * (num_heads + num_kv_heads) * head_dim >= kParallelMinWork)
   {
     std::vector<float> cos(half), sin(half);
 #pragma omp for schedule(static)
@@ -163,7 +163,7 @@ absl::Status CpuBackend::PagedAttention(const Tensor& q, const Tensor& k_cache,
   const int64_t kv_row = num_kv_heads * head_dim;
   const float* kc = k_cache.as<float>();
   const float* vc = v_cache.as<float>();
-#pragma omp parallel
+#pragma omp parallel if (num_tokens * num_heads * max_ctx * head_dim >= kParallelMinWork)
   {
     std::vector<float> scores(max_ctx);
     std::vector<float> acc(head_dim);

@@ -115,7 +115,7 @@ absl::Status CpuBackend::Gemm(const Tensor& x, const Tensor& w,
   if (!bias.empty()) {
     const float* b = bias.as<float>();
     float* out = y.as<float>();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (t * n >= kParallelMinWork)
     for (int64_t r = 0; r < t; ++r) {
       for (int64_t j = 0; j < n; ++j) out[r * n + j] += b[j];
     }
@@ -178,7 +178,7 @@ absl::Status CpuBackend::RmsNorm(const Tensor& x, const Tensor& w, float eps,
                                  const Tensor& out) {
   HS_RETURN_IF_ERROR(CheckNormShapes(x, w, out, "RmsNorm"));
   const int64_t t = x.dim(0), h = x.dim(1);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (t * h >= kParallelMinWork)
   for (int64_t r = 0; r < t; ++r) {
     RmsNormRow(x.as<float>() + r * h, w.as<float>(), eps, h,
                out.as<float>() + r * h);
@@ -196,7 +196,7 @@ absl::Status CpuBackend::AddRmsNorm(const Tensor& residual, const Tensor& x,
     return ShapeError("AddRmsNorm", "residual shape != x shape");
   }
   const int64_t t = x.dim(0), h = x.dim(1);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (t * h >= kParallelMinWork)
   for (int64_t r = 0; r < t; ++r) {
     float* res = residual.as<float>() + r * h;
     const float* in = x.as<float>() + r * h;
@@ -214,7 +214,7 @@ absl::Status CpuBackend::SiluMul(const Tensor& gate_up, const Tensor& out) {
     return ShapeError("SiluMul", absl::StrCat("gate_up ", gate_up.ShapeString(),
                                               " out ", out.ShapeString()));
   }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (t * inter >= kParallelMinWork)
   for (int64_t r = 0; r < t; ++r) {
     const float* g = gate_up.as<float>() + r * 2 * inter;
     const float* u = g + inter;

@@ -96,6 +96,11 @@ class CpuBackend final : public Backend {
   std::vector<float> gemm_y_pad_;
 };
 
+// Ops run their loops on one thread below this much work (elements or
+// multiply-adds): for tiny steps a parallel region costs more than it saves,
+// and far more on a loaded machine.
+inline constexpr int64_t kParallelMinWork = int64_t{1} << 15;
+
 // Shape checks shared by the CPU ops (and usable by other backends).
 // InvalidArgument naming `what` unless t is f32/i32 (`dtype`) with `rank`.
 absl::Status ExpectTensor(const Tensor& t, DType dtype, int rank,

@@ -92,7 +92,7 @@ absl::Status CpuBackend::CausalConv1d(const Tensor& x, const Tensor& weight,
   const float* wt = weight.as<float>();
   const float* b = bias.empty() ? nullptr : bias.as<float>();
   float* y = out.as<float>();
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (t * c * k >= kParallelMinWork)
   for (int64_t q = 0; q < s; ++q) {
     for (int64_t ch = 0; ch < c; ++ch) {
       float* state = conv_state.as<float>() + (slot[q] * c + ch) * w;
@@ -148,7 +148,7 @@ absl::Status CpuBackend::Mamba2Scan(const Tensor& xbc, const Tensor& dt,
   const float* in = xbc.as<float>();
   const float* dtr = dt.as<float>();
   float* out = y.as<float>();
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (t * d_inner * n >= kParallelMinWork)
   for (int64_t q = 0; q < s; ++q) {
     for (int64_t h = 0; h < nh; ++h) {
       float* state = ssm_state.as<float>() + (slot[q] * nh + h) * hd * n;  // [hd, n]
@@ -213,7 +213,7 @@ absl::Status CpuBackend::Mamba1Scan(const Tensor& x, const Tensor& dt,
   const int32_t* qs = batch.query_start.as<int32_t>();
   const int32_t* slot = batch.state_slot.as<int32_t>();
   const int32_t* has_init = batch.has_initial_state.as<int32_t>();
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if (t * ch * n >= kParallelMinWork)
   for (int64_t q = 0; q < s; ++q) {
     for (int64_t c = 0; c < ch; ++c) {
       float* state = ssm_state.as<float>() + (slot[q] * ch + c) * n;  // [n]
@@ -255,7 +255,7 @@ absl::Status CpuBackend::GatedRmsNorm(const Tensor& x, const Tensor& z,
                                    w.ShapeString(), " out ", out.ShapeString(),
                                    " group_size ", group_size));
   }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (t * dim >= kParallelMinWork)
   for (int64_t r = 0; r < t; ++r) {
     const float* xr = x.as<float>() + r * dim;
     const float* zr = z.as<float>() + r * dim;
