@@ -474,6 +474,20 @@ bool EngineLoop::Iterate() {
   }
   const int64_t vocab = step_out_.vocab_size;
   const int64_t total = plan.num_tokens();
+  // Reported before any event goes out, so a client that sees its last token
+  // already finds this step in the metrics.
+  StepStats stats{.num_tokens = total,
+                  .num_seqs = static_cast<int64_t>(sched.size()),
+                  .forward_seconds = step_out_.forward_seconds};
+  for (size_t i = 0; i < sched.size(); ++i) {
+    if (decode_step[i]) {
+      ++stats.num_decode_tokens;
+    } else {
+      stats.num_prefill_tokens += sched[i].n;
+    }
+  }
+  observer_->OnStep(stats);
+
   for (size_t i = 0; i < sched.size(); ++i) {
     Sequence& s = *sched[i].seq;
     s.num_computed += sched[i].n;
@@ -490,17 +504,6 @@ bool EngineLoop::Iterate() {
   std::erase_if(running_, [](const auto& s) { return s->finished; });
   PublishLoad();
   if (options_.check_invariants) HS_CHECK(CheckInvariants().ok());
-  StepStats stats{.num_tokens = total,
-                  .num_seqs = static_cast<int64_t>(sched.size()),
-                  .forward_seconds = step_out_.forward_seconds};
-  for (size_t i = 0; i < sched.size(); ++i) {
-    if (decode_step[i]) {
-      ++stats.num_decode_tokens;
-    } else {
-      stats.num_prefill_tokens += sched[i].n;
-    }
-  }
-  observer_->OnStep(stats);
   return true;
 }
 
