@@ -331,6 +331,7 @@ TEST_F(EngineLoopTest, SixtyFourRequestsWithAQuarterOfTheKvCacheAllComplete) {
   EXPECT_GT(observer.preemptions.load(), 0);
   std::printf("[loop] 64 requests, quarter-size KV cache: %d preemptions\n", observer.preemptions.load());
   ExpectAllFree();
+  loop_.reset();  // the loop reports to `observer` until it stops
 }
 
 TEST_F(EngineLoopTest, RequestLargerThanTheWholeCacheIsRejected) {
