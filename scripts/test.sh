@@ -2,11 +2,11 @@
 # Installs what is missing, builds, and runs the whole test suite, printing each
 # stage's time. This is the README's test command and what CI runs.
 #   scripts/test.sh            all stages
-#   HS_STAGES="build" scripts/test.sh   only some (setup, python, build, asan)
+#   HS_STAGES="build" scripts/test.sh   only some (setup, python, build, asan, fuzz)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-stages=${HS_STAGES:-"setup python build asan"}
+stages=${HS_STAGES:-"setup python build asan fuzz"}
 jobs=$(nproc)
 export CCACHE_DIR=${CCACHE_DIR:-$root/.ccache}
 declare -a report=()
@@ -36,6 +36,8 @@ stage_asan() {
   (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
      ctest --output-on-failure -j "$jobs" --timeout 1800 -LE no_sanitizer)
 }
+
+stage_fuzz() { bash scripts/fuzz.sh "${HS_FUZZ_SECONDS:-30}"; }
 
 for s in $stages; do
   # The python stage exports HS_PYTHON, so it runs in this shell.
