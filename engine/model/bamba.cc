@@ -97,7 +97,6 @@ absl::StatusOr<std::unique_ptr<BambaModel>> BambaModel::Load(
                 .attention_scaling = tables.attention_scaling};
   }
   m->max_num_tokens_ = t;
-  m->max_logits_rows_ = r;
   return m;
 }
 
@@ -156,15 +155,8 @@ absl::Status BambaModel::Forward(const ForwardInputs& in, const ModelCaches& cac
 }
 
 absl::Status BambaModel::ComputeLogits(const Tensor& rows, const Tensor& logits) {
-  const int64_t r = rows.dim(0);
-  if (r <= 0 || r > max_logits_rows_) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "ComputeLogits: ", r, " rows (max ", max_logits_rows_, ")"));
-  }
-  Tensor gathered = ws_.gathered.Rows(0, r);
-  HS_RETURN_IF_ERROR(
-      backend_->GatherRows(ws_.x.Rows(0, last_num_tokens_), rows, gathered));
-  return backend_->Gemm(gathered, lm_head_, Tensor(), logits);
+  return LogitsOfRows(*backend_, ws_.x.Rows(0, last_num_tokens_), ws_.gathered, lm_head_,
+                      rows, logits);
 }
 
 }  // namespace hybridserve::engine

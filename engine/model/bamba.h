@@ -87,7 +87,6 @@ class BambaModel final : public Model {
   Workspace ws_;
   RopeParams rope_;
   int64_t max_num_tokens_ = 0;
-  int64_t max_logits_rows_ = 0;
   int64_t last_num_tokens_ = 0;
 };
 

@@ -98,7 +98,6 @@ absl::Status LlamaModel::AllocateWorkspace(const ModelLoadOptions& options) {
   rope_.rotary_dim = c.rotary_dim();
   rope_.attention_scaling = tables.attention_scaling;
   max_num_tokens_ = t;
-  max_logits_rows_ = r;
   return absl::OkStatus();
 }
 
@@ -145,15 +144,8 @@ absl::Status LlamaModel::Forward(const ForwardInputs& in,
 }
 
 absl::Status LlamaModel::ComputeLogits(const Tensor& rows, const Tensor& logits) {
-  const int64_t r = rows.dim(0);
-  if (r <= 0 || r > max_logits_rows_) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "ComputeLogits: ", r, " rows (max ", max_logits_rows_, ")"));
-  }
-  Tensor gathered = ws_.gathered.Rows(0, r);
-  HS_RETURN_IF_ERROR(
-      backend_->GatherRows(ws_.x.Rows(0, last_num_tokens_), rows, gathered));
-  return backend_->Gemm(gathered, lm_head_, Tensor(), logits);
+  return LogitsOfRows(*backend_, ws_.x.Rows(0, last_num_tokens_), ws_.gathered, lm_head_,
+                      rows, logits);
 }
 
 }  // namespace hybridserve::engine

@@ -81,7 +81,6 @@ absl::StatusOr<std::unique_ptr<Mamba1Model>> Mamba1Model::Load(
   plan.Add(&ws.gathered, act, {rows, h});
   HS_ASSIGN_OR_RETURN(m->workspace_, plan.Allocate(backend));
   m->max_num_tokens_ = t;
-  m->max_logits_rows_ = rows;
   return m;
 }
 
@@ -120,15 +119,8 @@ absl::Status Mamba1Model::Forward(const ForwardInputs& in, const ModelCaches& ca
 }
 
 absl::Status Mamba1Model::ComputeLogits(const Tensor& rows, const Tensor& logits) {
-  const int64_t r = rows.dim(0);
-  if (r <= 0 || r > max_logits_rows_) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "ComputeLogits: ", r, " rows (max ", max_logits_rows_, ")"));
-  }
-  Tensor gathered = ws_.gathered.Rows(0, r);
-  HS_RETURN_IF_ERROR(
-      backend_->GatherRows(ws_.x.Rows(0, last_num_tokens_), rows, gathered));
-  return backend_->Gemm(gathered, lm_head_, Tensor(), logits);
+  return LogitsOfRows(*backend_, ws_.x.Rows(0, last_num_tokens_), ws_.gathered, lm_head_,
+                      rows, logits);
 }
 
 }  // namespace hybridserve::engine

@@ -73,7 +73,6 @@ class Mamba1Model final : public Model {
   std::vector<Layer> layers_;
   Workspace ws_;
   int64_t max_num_tokens_ = 0;
-  int64_t max_logits_rows_ = 0;
   int64_t last_num_tokens_ = 0;
 };
 

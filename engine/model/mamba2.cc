@@ -51,7 +51,6 @@ absl::StatusOr<std::unique_ptr<Mamba2Model>> Mamba2Model::Load(
   plan.Add(&m->ws_.gathered, act, {r, h});
   HS_ASSIGN_OR_RETURN(m->workspace_, plan.Allocate(backend));
   m->max_num_tokens_ = t;
-  m->max_logits_rows_ = r;
   return m;
 }
 
@@ -81,15 +80,8 @@ absl::Status Mamba2Model::Forward(const ForwardInputs& in, const ModelCaches& ca
 }
 
 absl::Status Mamba2Model::ComputeLogits(const Tensor& rows, const Tensor& logits) {
-  const int64_t r = rows.dim(0);
-  if (r <= 0 || r > max_logits_rows_) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "ComputeLogits: ", r, " rows (max ", max_logits_rows_, ")"));
-  }
-  Tensor gathered = ws_.gathered.Rows(0, r);
-  HS_RETURN_IF_ERROR(
-      backend_->GatherRows(ws_.x.Rows(0, last_num_tokens_), rows, gathered));
-  return backend_->Gemm(gathered, lm_head_, Tensor(), logits);
+  return LogitsOfRows(*backend_, ws_.x.Rows(0, last_num_tokens_), ws_.gathered, lm_head_,
+                      rows, logits);
 }
 
 }  // namespace hybridserve::engine

@@ -82,6 +82,13 @@ class Model {
                                      const Tensor& logits) = 0;
 };
 
+// The language-model head every architecture shares: logits[R, vocab] =
+// lm_head[vocab, H] · hidden[rows[r], :], gathering the rows into
+// `gathered` ([max_rows, H] workspace) first. InvalidArgument when R is 0 or
+// exceeds max_rows.
+absl::Status LogitsOfRows(Backend& backend, const Tensor& hidden, const Tensor& gathered,
+                          const Tensor& lm_head, const Tensor& rows, const Tensor& logits);
+
 }  // namespace hybridserve::engine
 
 #endif  // HYBRIDSERVE_ENGINE_MODEL_MODEL_H_
