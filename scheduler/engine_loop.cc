@@ -114,11 +114,10 @@ int EngineLoop::CancelAll(absl::Status status) {
   if (!started_ || stopping_) return 0;
   ++pending_cancel_all_;
   cancel_all_status_ = std::move(status);
-  const int before = num_running_.load() + num_waiting_.load() + static_cast<int>(inbox_.size());
-  // Wait for the loop to act on it.
+  // Wait for the loop to act on it; it counts what it ended.
   mu_.Await(absl::Condition(
       +[](int* pending) { return *pending == 0; }, &pending_cancel_all_));
-  return before;
+  return cancel_all_ended_;
 }
 
 void EngineLoop::Stop() {
@@ -172,7 +171,7 @@ void EngineLoop::Run() {
           waiting_.push_back(std::make_unique<Sequence>(next_seq_id_++, std::move(r), *tokenizer_));
         }
         inbox_.clear();
-        EndAll(status);
+        cancel_all_ended_ = EndAll(status);
         pending_cancel_all_ = 0;
         continue;
       }
@@ -237,12 +236,14 @@ void EngineLoop::Finish(Sequence& seq, FinishReason reason, absl::Status status,
   seq.req->stream->PushFinal(std::move(event));
 }
 
-void EngineLoop::EndAll(absl::Status status) {
+int EngineLoop::EndAll(absl::Status status) {
+  const int ended = static_cast<int>(running_.size() + waiting_.size());
   for (auto& s : running_) Finish(*s, FinishReason::kCancelled, status, {}, false);
   for (auto& s : waiting_) Finish(*s, FinishReason::kCancelled, status, {}, false);
   running_.clear();
   waiting_.clear();
   PublishLoad();
+  return ended;
 }
 
 void EngineLoop::DropCancelled() {

@@ -115,8 +115,9 @@ class EngineLoop {
   // The caller removes it from its list.
   void Finish(Sequence& seq, FinishReason reason, absl::Status status,
               TokenEvent event, bool flush_text);
-  // Finishes every running and waiting sequence (cancelled, `status`).
-  void EndAll(absl::Status status);
+  // Finishes every running and waiting sequence (cancelled, `status`);
+  // returns how many.
+  int EndAll(absl::Status status);
   // Samples the next token of `seq` from its logits row, runs the stop checks
   // and emits the event.
   void SampleAndEmit(Sequence& seq, const float* logits_row);
@@ -152,6 +153,7 @@ class EngineLoop {
   bool idle_ ABSL_GUARDED_BY(mu_) = true;
   int pending_cancel_all_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Status cancel_all_status_ ABSL_GUARDED_BY(mu_);
+  int cancel_all_ended_ ABSL_GUARDED_BY(mu_) = 0;
   std::thread thread_;
   bool started_ = false;
 
