@@ -57,6 +57,7 @@ struct AttentionBatch {
   Tensor block_table;  // [S, max_blocks_per_seq] physical block of each logical block
   int64_t num_seqs = 0;
   int64_t max_context_len = 0;  // max over context_len (host-side, for launch sizes)
+  int64_t max_query_len = 0;    // max new tokens of one sequence (host-side, ditto)
 };
 
 // Describes the sequences of a varlen batch for SSM layers. Tensors are i32 on
@@ -70,6 +71,7 @@ struct SsmBatch {
   Tensor state_slot;         // [S]
   Tensor has_initial_state;  // [S] 0: start from a zero state; 1: from the slot
   int64_t num_seqs = 0;
+  int64_t max_query_len = 0;  // max new tokens of one sequence (host-side)
 };
 
 // Mamba-2 selective scan dimensions. The B/C groups are shared by

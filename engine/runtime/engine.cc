@@ -223,8 +223,11 @@ absl::Status Engine::PlanMemory(const EngineOptions& o) {
 absl::Status Engine::UploadMetadata(const StepPlan& plan, ForwardInputs* in) {
   const int64_t t = plan.num_tokens(), s = plan.num_seqs();
   const int64_t bt = plan_.block_tokens;
-  int64_t max_ctx = 0;
+  int64_t max_ctx = 0, max_query = 0;
   for (int32_t c : plan.context_len) max_ctx = std::max<int64_t>(max_ctx, c);
+  for (int64_t q = 0; q < s; ++q) {
+    max_query = std::max<int64_t>(max_query, plan.query_start[q + 1] - plan.query_start[q]);
+  }
   const bool has_kv = plan_.num_blocks > 0;
   // Block table columns: just enough for the longest context in this step.
   const int64_t width = has_kv ? std::max<int64_t>(1, (max_ctx + bt - 1) / bt) : 1;
@@ -266,11 +269,13 @@ absl::Status Engine::UploadMetadata(const StepPlan& plan, ForwardInputs* in) {
   in->attention.block_table = Tensor(dev + 3 * t + 2 * s + 1, DType::kI32, {s, width});
   in->attention.num_seqs = s;
   in->attention.max_context_len = max_ctx;
+  in->attention.max_query_len = max_query;
   const int64_t state_at = 3 * t + 2 * s + 1 + s * width;
   in->ssm.query_start = in->attention.query_start;
   in->ssm.state_slot = Tensor(dev + state_at, DType::kI32, {s});
   in->ssm.has_initial_state = Tensor(dev + state_at + s, DType::kI32, {s});
   in->ssm.num_seqs = s;
+  in->ssm.max_query_len = max_query;
   return absl::OkStatus();
 }
 

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,8 +30,17 @@ struct EngineOptions {
   // bf16 / f16 round the weights to that precision (auto: as stored).
   std::string dtype = "auto";
   int num_threads = 0;  // CPU threads; 0 = all cores
-  // Budget for the KV cache and the SSM state slots together (DESIGN.md 2.1).
+  // Budget for the KV cache and the SSM state slots together (DESIGN.md 2.1),
+  // on the CPU backend.
   uint64_t kv_cache_bytes = 256ull << 20;
+  // CUDA backend: the budget is this fraction of the GPU's memory, less the
+  // weights and the workspace (kv_cache_bytes is ignored there).
+  double gpu_memory_fraction = 0.9;
+  // When set, no safetensors are read: every weight is filled on the device
+  // with seeded uniform values (scaled by 1 / sqrt(fan-in); norms 1, SSM A / dt
+  // parameters in their usual ranges). Benchmarks use it to make large models
+  // in memory from a config.json alone.
+  std::optional<uint64_t> random_weights_seed;
   int64_t block_tokens = 16;
   int64_t max_num_tokens = 2048;  // most tokens in one step
   int64_t max_num_seqs = 64;      // most sequences in one step
