@@ -21,6 +21,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "engine/backend/fill_uniform.h"
 #include "engine/backend/tensor.h"
 #include "engine/dtype.h"
 
@@ -114,6 +115,14 @@ class Backend {
   virtual absl::Status Zero(const Tensor& t) = 0;
   // Waits until queued work is done (a no-op on the CPU).
   virtual absl::Status Synchronize() = 0;
+  // Fills t (f32, bf16 or f16) with pseudo-random values in [lo, hi]: element
+  // i (row-major) gets lo + (hi - lo) · u, u = FillUniformUnit(seed, i),
+  // computed in f32 (a multiply, then an add, no fused multiply-add) and then
+  // rounded to t's dtype. Every backend computes the same bits, so random
+  // weights are identical on the CPU and the GPU. For random-weight models and
+  // benchmarks. InvalidArgument for other dtypes or lo > hi.
+  virtual absl::Status FillUniform(const Tensor& t, uint64_t seed, float lo,
+                                   float hi) = 0;
 
   // ---- ops
   // y[T, N] = x[T, K] · w[N, K]ᵀ (+ bias[N] when bias is not empty).

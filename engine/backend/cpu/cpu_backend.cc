@@ -73,6 +73,39 @@ absl::Status CpuBackend::Zero(const Tensor& t) {
   return absl::OkStatus();
 }
 
+absl::Status CpuBackend::FillUniform(const Tensor& t, uint64_t seed, float lo,
+                                     float hi) {
+  if (!IsFloat(t.dtype)) {
+    return ShapeError("FillUniform", absl::StrCat("tensor is ", t.ShapeString(),
+                                                  ", expected a float dtype"));
+  }
+  if (!(lo <= hi)) {
+    return ShapeError("FillUniform", absl::StrCat("empty range [", lo, ", ", hi, ")"));
+  }
+  const int64_t n = t.numel();
+  if (n > 0 && t.data == nullptr) return ShapeError("FillUniform", "tensor has no data");
+  const float span = hi - lo;
+#pragma omp parallel for schedule(static) if (n >= kParallelMinWork)
+  for (int64_t i = 0; i < n; ++i) {
+    // Separate statements: the product is rounded before the add (no FMA),
+    // as the device code does.
+    const float scaled = span * FillUniformUnit(seed, static_cast<uint64_t>(i));
+    const float v = lo + scaled;
+    switch (t.dtype) {
+      case DType::kBF16:
+        t.as<uint16_t>()[i] = F32ToBF16(v);
+        break;
+      case DType::kF16:
+        t.as<uint16_t>()[i] = F32ToF16(v);
+        break;
+      default:
+        t.as<float>()[i] = v;
+        break;
+    }
+  }
+  return absl::OkStatus();
+}
+
 int64_t CpuBackend::GemmMinRows(int64_t n, int64_t k) {
   // OpenBLAS's small-matrix kernels are permitted up to M·N·K = 1e6 (and need
   // M·N <= 1200 for this transpose case); M = 1 may go to gemv. Stay above all.

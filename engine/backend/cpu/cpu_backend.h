@@ -34,6 +34,8 @@ class CpuBackend final : public Backend {
                           size_t num_bytes) override;
   absl::Status Zero(const Tensor& t) override;
   absl::Status Synchronize() override { return absl::OkStatus(); }
+  absl::Status FillUniform(const Tensor& t, uint64_t seed, float lo,
+                           float hi) override;
 
   // OpenBLAS picks different kernels (a "small matrix" path, gemv) for small
   // M·N·K, and those sum in a different order: a row's result would then depend

@@ -46,6 +46,11 @@ struct CudaBackendOptions {
 // GPU is usable; InvalidArgument for an unsupported act dtype.
 absl::StatusOr<std::unique_ptr<Backend>> CreateCudaBackend(const CudaBackendOptions& options);
 
+// After the warm-up step at the largest batch: the backend's op scratch may
+// no longer grow (a larger request is an error, never a cudaMalloc in the
+// step loop). A no-op for other backends and in builds without CUDA.
+void FreezeCudaScratch(Backend* backend);
+
 }  // namespace hybridserve::engine
 
 #endif  // HYBRIDSERVE_ENGINE_BACKEND_CUDA_CUDA_BACKEND_H_

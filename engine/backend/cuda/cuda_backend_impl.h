@@ -8,7 +8,8 @@
 //
 // All work is queued on one stream (stream()); ops do not synchronize, so a
 // returned OK means "queued without a launch error". CopyToHost and
-// Synchronize wait for the stream.
+// Synchronize wait for the stream; CopyToDevice returns once the host buffer
+// has been read (it may be reused at once), the copy itself queued.
 //
 // Thread-compatible; owned by the engine loop.
 #ifndef HYBRIDSERVE_ENGINE_BACKEND_CUDA_CUDA_BACKEND_IMPL_H_
@@ -124,20 +125,18 @@ class CudaBackend final : public Backend {
   void Free(void* data, size_t num_bytes) override;
 
  private:
-  // Copies through the pinned staging buffer in chunks (host buffers may be
-  // reused as soon as the call returns).
-  absl::Status StagedCopy(const void* src, void* dst, size_t num_bytes,
-                          bool to_device);
-
   int device_;
   DType act_dtype_;
   cuda::ElemType elem_type_;
   int num_sms_ = 0;
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
-  // Pinned host staging buffer for copies, [staging_bytes_] bytes.
+  // Pinned host staging for CopyToDevice, [staging_bytes_] bytes, used as two
+  // halves in turn; staging_done_[i] is recorded after half i's copy.
   void* staging_ = nullptr;
   size_t staging_bytes_ = 0;
+  cudaEvent_t staging_done_[2] = {nullptr, nullptr};
+  int staging_next_ = 0;
   // Op scratch (see Scratch()), [scratch_bytes_] bytes, untyped.
   void* scratch_ = nullptr;
   size_t scratch_bytes_ = 0;
