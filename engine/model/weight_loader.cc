@@ -1,6 +1,8 @@
 #include "engine/model/weight_loader.h"
 
 #include <algorithm>
+#include <cmath>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -27,7 +29,85 @@ Tensor MakeTensor(void* data, DType dtype, const std::vector<int64_t>& shape) {
   return t;
 }
 
+// The seed of the live ScopedRandomWeights of this thread, if any.
+thread_local std::optional<uint64_t> random_weights_seed;
+
+// FNV-1a, to derive a tensor's stream from its name.
+uint64_t HashName(const std::string& name) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : name) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+bool EndsWith(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// softplus⁻¹(y) = log(expm1(y)).
+float InverseSoftplus(double y) { return static_cast<float>(std::log(std::expm1(y))); }
+
+struct Range {
+  float lo;
+  float hi;
+};
+
+// See ScopedRandomWeights. `shape` is the part's own shape.
+Range RandomRange(const std::string& name, const std::vector<int64_t>& shape) {
+  if (EndsWith(name, "A_log")) {
+    const double top = shape.size() >= 2 ? std::log(static_cast<double>(shape[1]))
+                                         : std::log(16.0);
+    return {0.0f, static_cast<float>(top)};
+  }
+  if (EndsWith(name, "dt_bias") || EndsWith(name, "dt_proj.bias")) {
+    return {InverseSoftplus(0.001), InverseSoftplus(0.1)};
+  }
+  if (EndsWith(name, ".D") || name == "D") return {1.0f, 1.0f};
+  if (EndsWith(name, ".bias")) return {0.0f, 0.0f};
+  if (shape.size() == 1 && name.find("norm") != std::string::npos) return {1.0f, 1.0f};
+  int64_t fan_in = 1;
+  for (size_t i = 1; i < shape.size(); ++i) fan_in *= shape[i];
+  if (shape.size() == 1) fan_in = shape[0];
+  const float bound = 1.0f / std::sqrt(static_cast<float>(std::max<int64_t>(fan_in, 1)));
+  return {-bound, bound};
+}
+
 }  // namespace
+
+ScopedRandomWeights::ScopedRandomWeights(uint64_t seed) {
+  HS_CHECK(!random_weights_seed.has_value());
+  random_weights_seed = seed;
+}
+
+ScopedRandomWeights::~ScopedRandomWeights() { random_weights_seed.reset(); }
+
+WeightLoader::WeightLoader(const Checkpoint* checkpoint, Backend* backend,
+                           DType weight_precision)
+    : checkpoint_(checkpoint),
+      backend_(backend),
+      precision_(weight_precision),
+      random_seed_(random_weights_seed) {}
+
+absl::Status WeightLoader::FillRandom(const Planned& p) {
+  const DType act = backend_->act_dtype();
+  const int64_t row_elems = Product(p.shape) / p.shape[0];
+  int64_t row = 0;
+  for (size_t i = 0; i < p.parts.size(); ++i) {
+    std::vector<int64_t> part_shape = p.shape;
+    part_shape[0] = p.part_rows[i];
+    const Range range = RandomRange(p.parts[i], part_shape);
+    char* dst = static_cast<char*>(buffer_.data()) + p.offset +
+                row * row_elems * DTypeSize(act);
+    const Tensor part(dst, act, {Product(part_shape)});
+    const uint64_t seed = *random_seed_ ^ (HashName(p.parts[i]) * 0x9E3779B97F4A7C15ull);
+    HS_RETURN_IF_ERROR(backend_->FillUniform(part, seed, range.lo, range.hi));
+    row += p.part_rows[i];
+  }
+  return absl::OkStatus();
+}
 
 void WeightLoader::Add(std::vector<std::string> parts,
                        std::vector<int64_t> part_rows,
@@ -48,6 +128,19 @@ void WeightLoader::Add(std::string name, std::vector<int64_t> shape, Tensor* out
 absl::Status WeightLoader::Load(
     const std::function<void(const std::string&)>& progress) {
   const DType act = backend_->act_dtype();
+  if (random_seed_.has_value()) {
+    HS_ASSIGN_OR_RETURN(buffer_, backend_->Allocate(total_bytes_, "weights"));
+    for (const Planned& p : planned_) HS_RETURN_IF_ERROR(FillRandom(p));
+    HS_RETURN_IF_ERROR(backend_->Synchronize());
+    if (progress) {
+      progress(absl::StrFormat("random weights (seed %d): %.1f MiB", *random_seed_,
+                               total_bytes_ / 1048576.0));
+    }
+    for (const Planned& p : planned_) {
+      *p.out = MakeTensor(static_cast<char*>(buffer_.data()) + p.offset, act, p.shape);
+    }
+    return absl::OkStatus();
+  }
   // Check every tensor exists before allocating anything.
   for (const Planned& p : planned_) {
     for (const std::string& part : p.parts) {

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,11 +18,35 @@
 
 namespace hybridserve::engine {
 
+// Random weights (EngineOptions::random_weights_seed): while one of these is
+// alive, WeightLoaders constructed on the same thread do not read the
+// checkpoint (which may hold no tensors) but fill every planned tensor on the
+// device with Backend::FillUniform, seeded by `seed` and the tensor's name:
+//   * norm weights and D: 1; biases: 0;
+//   * matrices (rank >= 2): uniform in ±1/sqrt(fan-in), fan-in = the product
+//     of the dims after the first (conv1d weights: d_conv);
+//   * Mamba A_log: log A with log A uniform in [0, log 16] (Mamba-2, per head)
+//     or [0, log d_state] (Mamba-1);
+//   * dt_bias / dt_proj.bias: uniform between softplus⁻¹(0.001) and
+//     softplus⁻¹(0.1) (the dt range transformers initialises Mamba with).
+// Values are drawn in the backend's act dtype (the weight precision rounding
+// of Load does not apply). Used by Engine::Create only; not nestable.
+// A random-weights flag in ModelLoadOptions and a Checkpoint without files
+// would make this scope unnecessary.
+class ScopedRandomWeights {
+ public:
+  explicit ScopedRandomWeights(uint64_t seed);
+  ~ScopedRandomWeights();
+  ScopedRandomWeights(const ScopedRandomWeights&) = delete;
+  ScopedRandomWeights& operator=(const ScopedRandomWeights&) = delete;
+};
+
 class WeightLoader {
  public:
+  // Reads `checkpoint`, or fills random values when constructed inside a
+  // ScopedRandomWeights.
   WeightLoader(const Checkpoint* checkpoint, Backend* backend,
-               DType weight_precision)
-      : checkpoint_(checkpoint), backend_(backend), precision_(weight_precision) {}
+               DType weight_precision);
 
   // Plans a device tensor of `shape` made of the checkpoint tensors `parts`
   // stacked along the first dimension (each part's shape is `shape` with its own
@@ -32,8 +57,9 @@ class WeightLoader {
   void Add(std::string name, std::vector<int64_t> shape, Tensor* out);
 
   // Allocates the pool and copies every planned tensor, converting to the
-  // backend's act dtype after rounding to the weight precision. Errors name the
-  // file and tensor. On error, no Tensor* is filled.
+  // backend's act dtype after rounding to the weight precision (random
+  // weights: fills them). Errors name the file and tensor. On error, no
+  // Tensor* is filled.
   absl::Status Load(const std::function<void(const std::string&)>& progress);
 
   uint64_t total_bytes() const { return total_bytes_; }
@@ -47,9 +73,12 @@ class WeightLoader {
     Tensor* out;
     uint64_t offset;
   };
+  absl::Status FillRandom(const Planned& p);
+
   const Checkpoint* checkpoint_;
   Backend* backend_;
   DType precision_;
+  std::optional<uint64_t> random_seed_;
   std::vector<Planned> planned_;
   uint64_t total_bytes_ = 0;
   DeviceBuffer buffer_;

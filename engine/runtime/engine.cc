@@ -1,18 +1,26 @@
 #include "engine/runtime/engine.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
+#include <optional>
+#include <system_error>
+#include <unistd.h>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "engine/backend/cpu/cpu_backend.h"
+#include "engine/backend/cuda/cuda_backend.h"
 #include "engine/checkpoint.h"
+#include "engine/safetensors.h"
 #include "engine/model/bamba.h"
 #include "engine/model/llama.h"
 #include "engine/model/mamba1.h"
 #include "engine/model/mamba2.h"
+#include "engine/model/weight_loader.h"
 #include "engine/status_macros.h"
 
 namespace hybridserve::engine {
@@ -20,26 +28,68 @@ namespace {
 
 double MiB(uint64_t bytes) { return bytes / 1048576.0; }
 
-absl::StatusOr<std::unique_ptr<Backend>> MakeBackend(const EngineOptions& o) {
-  if (o.device == "cpu" || o.device == "auto") {
-    return std::unique_ptr<Backend>(new CpuBackend({.num_threads = o.num_threads}));
-  }
-  if (o.device == "cuda") {
-    return absl::UnimplementedError(
-        "--device cuda: this build has no CUDA backend yet; use --device cpu");
-  }
-  return absl::InvalidArgumentError(absl::StrCat(
-      "--device must be auto, cpu or cuda, got '", o.device, "'"));
-}
+// GPU memory left outside the plan's pools: cuBLAS workspaces and the op
+// scratch the attention / SSM kernels size in the warm-up step.
+constexpr uint64_t kGpuMarginBytes = uint64_t{512} << 20;
 
-absl::StatusOr<DType> WeightPrecision(const std::string& dtype) {
-  if (dtype == "auto") return DType::kF32;  // values as stored
+// The --dtype value: auto (nullopt) or a float dtype.
+absl::StatusOr<std::optional<DType>> ParseDtypeFlag(const std::string& dtype) {
+  if (dtype == "auto") return std::optional<DType>();
   auto parsed = ParseFloatDType(dtype);
   if (!parsed.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--dtype must be auto, f32, bf16 or f16, got '", dtype, "'"));
   }
-  return *parsed;
+  return std::optional<DType>(*parsed);
+}
+
+// --device auto: the GPU when one is usable, else the CPU; cuda: the GPU or
+// FailedPrecondition with the reason. On the GPU, --dtype auto is bf16.
+absl::StatusOr<std::unique_ptr<Backend>> MakeBackend(
+    const EngineOptions& o, std::optional<DType> dtype,
+    const std::function<void(const std::string&)>& log) {
+  auto cpu = [&] {
+    return std::unique_ptr<Backend>(new CpuBackend({.num_threads = o.num_threads}));
+  };
+  auto cuda = [&]() -> absl::StatusOr<std::unique_ptr<Backend>> {
+    return CreateCudaBackend({.device = 0, .act_dtype = dtype.value_or(DType::kBF16)});
+  };
+  if (o.device == "cpu") return cpu();
+  if (o.device == "cuda") return cuda();
+  if (o.device == "auto") {
+    std::string why;
+    if (CudaDeviceAvailable(&why)) {
+      log(absl::StrCat("--device auto: using the GPU (", why, ")"));
+      return cuda();
+    }
+    log(absl::StrCat("--device auto: using the CPU (", why, ")"));
+    return cpu();
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "--device must be auto, cpu or cuda, got '", o.device, "'"));
+}
+
+// A checkpoint with no tensors, for random weights (the models' loaders take
+// a Checkpoint; under ScopedRandomWeights they never read it): a safetensors
+// file without tensors in a temporary folder, removed once opened.
+absl::StatusOr<std::unique_ptr<Checkpoint>> EmptyCheckpoint() {
+  static std::atomic<int> counter{0};
+  std::error_code ec;
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path(ec) /
+      absl::StrCat("hs-random-weights-", getpid(), "-", counter++);
+  if (ec || !std::filesystem::create_directories(dir, ec)) {
+    return absl::InternalError(absl::StrCat("random weights: cannot create ", dir.string(),
+                                            ": ", ec.message()));
+  }
+  absl::StatusOr<std::unique_ptr<Checkpoint>> checkpoint;
+  if (absl::Status st = WriteSafetensors(dir / "model.safetensors", {}, {}); !st.ok()) {
+    checkpoint = st;
+  } else {
+    checkpoint = Checkpoint::Open(dir);
+  }
+  std::filesystem::remove_all(dir, ec);
+  return checkpoint;
 }
 
 }  // namespace
@@ -65,20 +115,34 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& opti
   std::unique_ptr<Engine> e(new Engine());
   HS_ASSIGN_OR_RETURN(e->config_, LoadModelConfig(options.model_dir));
   HS_ASSIGN_OR_RETURN(e->generation_config_, LoadGenerationConfig(options.model_dir));
-  HS_ASSIGN_OR_RETURN(DType precision, WeightPrecision(options.dtype));
+  HS_ASSIGN_OR_RETURN(std::optional<DType> dtype, ParseDtypeFlag(options.dtype));
   if (options.block_tokens <= 0 || options.max_num_tokens <= 0 ||
       options.max_num_seqs <= 0 || options.logits_slice_rows <= 0) {
     return absl::InvalidArgumentError(
         "--block-tokens, --max-batched-tokens and --max-num-seqs must be > 0");
   }
-  HS_ASSIGN_OR_RETURN(e->backend_, MakeBackend(options));
+  HS_ASSIGN_OR_RETURN(e->backend_, MakeBackend(options, dtype, log));
+  // CPU: ops compute in f32 and --dtype rounds the weights (auto: as stored).
+  // GPU: weights are stored in the act dtype, which rounds them once.
+  const bool on_cpu = e->backend_->name() == "cpu";
+  const DType precision = on_cpu ? dtype.value_or(DType::kF32) : DType::kF32;
   log(absl::StrCat("model ", options.model_dir.string(), ": ",
                    e->config_.architecture, ", ", e->config_.num_layers,
                    " layers, hidden ", e->config_.hidden_size, ", vocab ",
                    e->config_.vocab_size, "; device ", std::string(e->backend_->name()),
-                   ", weights ", options.dtype));
-  HS_ASSIGN_OR_RETURN(std::unique_ptr<Checkpoint> checkpoint,
-                      Checkpoint::Open(options.model_dir));
+                   ", activations ", std::string(DTypeName(e->backend_->act_dtype())),
+                   ", weights ", options.dtype,
+                   options.random_weights_seed.has_value()
+                       ? absl::StrCat(" (random, seed ", *options.random_weights_seed, ")")
+                       : std::string()));
+  std::optional<ScopedRandomWeights> random_weights;
+  std::unique_ptr<Checkpoint> checkpoint;
+  if (options.random_weights_seed.has_value()) {
+    random_weights.emplace(*options.random_weights_seed);
+    HS_ASSIGN_OR_RETURN(checkpoint, EmptyCheckpoint());
+  } else {
+    HS_ASSIGN_OR_RETURN(checkpoint, Checkpoint::Open(options.model_dir));
+  }
   e->logits_slice_rows_ = std::min(options.logits_slice_rows, options.max_num_tokens);
   ModelLoadOptions load;
   load.weight_precision = precision;
@@ -102,12 +166,16 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& opti
     return absl::UnimplementedError(
         absl::StrCat("architecture ", arch, " has no model graph yet"));
   }
-  HS_RETURN_IF_ERROR(e->PlanMemory(options));
+  random_weights.reset();
+  HS_RETURN_IF_ERROR(e->PlanMemory(options, log));
   log(e->plan_.ToString());
   return e;
 }
 
-absl::Status Engine::PlanMemory(const EngineOptions& o) {
+void Engine::FinishWarmup() { FreezeCudaScratch(backend_.get()); }
+
+absl::Status Engine::PlanMemory(const EngineOptions& o,
+                                const std::function<void(const std::string&)>& log) {
   const ModelConfig& c = config_;
   const bool has_kv = model_->num_kv_layers() > 0;
   int64_t max_len = o.max_model_len > 0 ? o.max_model_len : c.max_position_embeddings;
@@ -121,11 +189,40 @@ absl::Status Engine::PlanMemory(const EngineOptions& o) {
         c.max_position_embeddings));
   }
   const size_t es = DTypeSize(backend_->act_dtype());
-  const uint64_t budget = o.kv_cache_bytes;
   plan_.block_tokens = o.block_tokens;
   plan_.kv_bytes_per_token = model_->num_kv_layers() * 2 * c.num_kv_heads * c.head_dim * es;
   plan_.kv_bytes_per_block = plan_.kv_bytes_per_token * o.block_tokens;
   max_blocks_per_seq_ = has_kv ? (max_len + o.block_tokens - 1) / o.block_tokens : 1;
+  max_num_seqs_ = o.max_num_seqs;
+  // Step metadata and one logits slice, allocated after the caches.
+  const int64_t meta_ints = 3 * o.max_num_tokens + 4 * max_num_seqs_ + 1 +
+                            max_num_seqs_ * max_blocks_per_seq_ + logits_slice_rows_;
+  const uint64_t meta_bytes = meta_ints * sizeof(int32_t);
+  const uint64_t logits_bytes = logits_slice_rows_ * c.vocab_size * es;
+
+  // The budget for KV blocks and state slots. CPU: --kv-cache-bytes. GPU:
+  // --gpu-memory-fraction of the device, less what is already in use (the
+  // weights, the model's workspace, the CUDA context), the metadata and
+  // logits buffers and a margin (kGpuMarginBytes).
+  uint64_t budget = o.kv_cache_bytes;
+  std::string budget_flag = "--kv-cache-bytes";
+  if (backend_->name() == "cuda") {
+    HS_ASSIGN_OR_RETURN(CudaDeviceInfo info, QueryCudaDevice(0));
+    const uint64_t target =
+        static_cast<uint64_t>(o.gpu_memory_fraction * static_cast<double>(info.total_bytes));
+    const uint64_t used = info.total_bytes - info.free_bytes;
+    const uint64_t reserved = used + meta_bytes + logits_bytes + kGpuMarginBytes;
+    log(absl::StrFormat(
+        "GPU %s (sm_%d): %.1f MiB total, %.1f MiB in use after loading; "
+        "--gpu-memory-fraction %.3f gives %.1f MiB; reserved besides the caches %.1f MiB",
+        info.name, info.compute_capability, MiB(info.total_bytes), MiB(used),
+        o.gpu_memory_fraction, MiB(target), MiB(reserved)));
+    budget = target > reserved ? target - reserved : 0;
+    budget_flag = absl::StrFormat(
+        "the GPU budget (--gpu-memory-fraction %.3f of %d bytes, less %d bytes in use "
+        "and reserved)",
+        o.gpu_memory_fraction, info.total_bytes, reserved);
+  }
   // KV reserve: one sequence of max_model_len must always fit.
   const uint64_t kv_reserve = has_kv ? max_blocks_per_seq_ * plan_.kv_bytes_per_block : 0;
 
@@ -137,9 +234,9 @@ absl::Status Engine::PlanMemory(const EngineOptions& o) {
         o.max_num_seqs, static_cast<int64_t>(after_reserve / plan_.state_bytes_per_slot));
     if (plan_.num_state_slots < 1) {
       return absl::InvalidArgumentError(absl::StrFormat(
-          "--kv-cache-bytes %d cannot hold one SSM state slot of %d bytes%s: raise "
-          "--kv-cache-bytes to at least %d%s",
-          budget, plan_.state_bytes_per_slot,
+          "%s %d cannot hold one SSM state slot of %d bytes%s: raise "
+          "it to at least %d%s",
+          budget_flag, budget, plan_.state_bytes_per_slot,
           has_kv ? absl::StrFormat(" after a KV reserve of %d bytes (one sequence of "
                                    "--max-model-len %d)",
                                    kv_reserve, max_len)
@@ -153,13 +250,12 @@ absl::Status Engine::PlanMemory(const EngineOptions& o) {
   plan_.kv_cache_bytes = plan_.num_blocks * plan_.kv_bytes_per_block;
   if (has_kv && plan_.num_blocks < max_blocks_per_seq_) {
     return absl::InvalidArgumentError(absl::StrFormat(
-        "--kv-cache-bytes %d holds %d blocks of %d tokens (%d bytes each), but one "
-        "sequence of --max-model-len %d needs %d blocks: raise --kv-cache-bytes to "
+        "%s %d holds %d blocks of %d tokens (%d bytes each), but one "
+        "sequence of --max-model-len %d needs %d blocks: raise it to "
         "at least %d or lower --max-model-len",
-        o.kv_cache_bytes, plan_.num_blocks, o.block_tokens, plan_.kv_bytes_per_block,
+        budget_flag, budget, plan_.num_blocks, o.block_tokens, plan_.kv_bytes_per_block,
         max_len, max_blocks_per_seq_, max_blocks_per_seq_ * plan_.kv_bytes_per_block));
   }
-  max_num_seqs_ = o.max_num_seqs;
   limits_ = {.vocab_size = c.vocab_size,
              .block_tokens = o.block_tokens,
              .num_blocks = plan_.num_blocks,
@@ -209,11 +305,8 @@ absl::Status Engine::PlanMemory(const EngineOptions& o) {
         Tensor(state_buffer_.data(), DType::kF32,
                {static_cast<int64_t>(plan_.state_cache_bytes / sizeof(float))})));
   }
-  const int64_t meta_ints = 3 * o.max_num_tokens + 4 * max_num_seqs_ + 1 +
-                            max_num_seqs_ * max_blocks_per_seq_ + logits_slice_rows_;
-  HS_ASSIGN_OR_RETURN(meta_buffer_, backend_->Allocate(meta_ints * sizeof(int32_t), "workspace"));
-  HS_ASSIGN_OR_RETURN(logits_buffer_,
-                      backend_->Allocate(logits_slice_rows_ * c.vocab_size * es, "workspace"));
+  HS_ASSIGN_OR_RETURN(meta_buffer_, backend_->Allocate(meta_bytes, "workspace"));
+  HS_ASSIGN_OR_RETURN(logits_buffer_, backend_->Allocate(logits_bytes, "workspace"));
   plan_.weight_bytes = model_->weight_bytes();
   plan_.workspace_bytes = model_->workspace_bytes() + meta_buffer_.num_bytes() +
                           logits_buffer_.num_bytes();

@@ -25,9 +25,14 @@ namespace hybridserve::engine {
 
 struct EngineOptions {
   std::filesystem::path model_dir;
+  // auto: the GPU when the build has CUDA and a device is usable, else the
+  // CPU (the choice and the reason are logged); cuda: FailedPrecondition,
+  // naming the reason, when no GPU is usable.
   std::string device = "auto";  // auto | cpu | cuda
   // auto | f32 | bf16 | f16. On the CPU backend every op computes in f32;
-  // bf16 / f16 round the weights to that precision (auto: as stored).
+  // bf16 / f16 round the weights to that precision (auto: as stored). On the
+  // GPU it is the act dtype of weights, activations and the KV cache (auto:
+  // bf16; f32 for parity runs).
   std::string dtype = "auto";
   int num_threads = 0;  // CPU threads; 0 = all cores
   // Budget for the KV cache and the SSM state slots together (DESIGN.md 2.1),
@@ -97,6 +102,10 @@ class Engine final : public StepEngine {
   // there.
   // `out` is overwritten (its capacity reused).
   absl::Status Step(const StepPlan& plan, StepOutput* out) override;
+  // Call after the warm-up step at the largest batch: from then on the CUDA
+  // backend's op scratch may not grow (no cudaMalloc in the step loop; a
+  // larger step is an error). A no-op on the CPU.
+  void FinishWarmup();
 
   // Forking a sequence (benchmarks and tests: one prefilled context copied
   // into many sequences; with PlanBuilder::Fork). Copies, in every attention
@@ -118,10 +127,12 @@ class Engine final : public StepEngine {
   int64_t max_model_len() const override { return limits_.max_context_len; }
   int64_t max_num_seqs() const { return max_num_seqs_; }
   std::string device_name() const;
+  Backend* backend() const { return backend_.get(); }
 
  private:
   Engine() = default;
-  absl::Status PlanMemory(const EngineOptions& options);
+  absl::Status PlanMemory(const EngineOptions& options,
+                          const std::function<void(const std::string&)>& log);
   absl::Status UploadMetadata(const StepPlan& plan, ForwardInputs* inputs);
 
   ModelConfig config_;
