@@ -66,6 +66,7 @@ int Serve(int argc, char** argv) {
   eo.dtype = config.dtype;
   eo.num_threads = config.threads;
   eo.kv_cache_bytes = config.kv_cache_bytes;
+  eo.gpu_memory_fraction = config.gpu_memory_fraction;
   eo.block_tokens = config.block_tokens;
   eo.max_num_tokens = config.max_batched_tokens;
   eo.max_num_seqs = config.max_num_seqs;
