@@ -22,9 +22,13 @@ int64_t BlockManager::BlocksNeeded(int64_t seq, int64_t num_tokens) const {
 
 bool BlockManager::Grow(int64_t seq, int64_t num_tokens) {
   if (!has_kv()) return true;
-  const int64_t need = BlocksNeeded(seq, num_tokens);
+  const int64_t want = (num_tokens + block_tokens_ - 1) / block_tokens_;
+  auto it = tables_.find(seq);
+  const int64_t have = it == tables_.end() ? 0 : static_cast<int64_t>(it->second.size());
+  const int64_t need = want - have;
+  if (need <= 0) return true;
   if (need > num_free()) return false;
-  std::vector<int32_t>& table = tables_[seq];
+  std::vector<int32_t>& table = it == tables_.end() ? tables_[seq] : it->second;
   for (int64_t i = 0; i < need; ++i) {
     table.push_back(free_.back());
     free_.pop_back();

@@ -395,7 +395,57 @@ std::vector<EngineLoop::Scheduled> EngineLoop::PlanStep() {
   for (const Scheduled& x : sched) {
     HS_CHECK(blocks_.Grow(x.seq->id, x.seq->num_computed + x.n));
   }
+  for (Scheduled& x : sched) x.table = &blocks_.Table(x.seq->id);
   return sched;
+}
+
+void EngineLoop::BuildPlan(const std::vector<Scheduled>& sched) {
+  engine::StepPlan& plan = plan_;
+  plan.token_ids.clear();
+  plan.positions.clear();
+  plan.query_start.clear();
+  plan.context_len.clear();
+  plan.block_table.clear();
+  plan.state_slot.clear();
+  plan.state_is_fresh.clear();
+  plan.logits_indices.clear();
+  int64_t width = 1;
+  for (const Scheduled& x : sched) width = std::max<int64_t>(width, x.table->size());
+  plan.query_start.push_back(0);
+  plan.block_table_width = static_cast<int32_t>(width);
+  rows_.assign(sched.size(), LogitsRows{});
+  for (size_t i = 0; i < sched.size(); ++i) {
+    Sequence& s = *sched[i].seq;
+    const int64_t n = sched[i].n;
+    const int32_t first_index = plan.num_tokens();
+    const bool wants_prompt_logprobs = s.req->prompt_logprobs.has_value();
+    for (int64_t j = 0; j < n; ++j) {
+      const int64_t pos = s.num_computed + j;
+      plan.token_ids.push_back(s.tokens[pos]);
+      plan.positions.push_back(static_cast<int32_t>(pos));
+      // Row `pos` predicts token pos + 1: a prompt logprob while that is a
+      // prompt token.
+      if (wants_prompt_logprobs && pos + 1 < s.prompt_len() && pos >= s.prompt_logprobs_next) {
+        if (rows_[i].first_prompt_row < 0) {
+          rows_[i].first_prompt_row = static_cast<int64_t>(plan.logits_indices.size());
+          rows_[i].first_prompt_pos = pos;
+        }
+        ++rows_[i].num_prompt_rows;
+        plan.logits_indices.push_back(first_index + static_cast<int32_t>(j));
+      }
+    }
+    if (s.num_computed + n == static_cast<int64_t>(s.tokens.size())) {
+      rows_[i].sample_row = static_cast<int64_t>(plan.logits_indices.size());
+      plan.logits_indices.push_back(first_index + static_cast<int32_t>(n - 1));
+    }
+    plan.query_start.push_back(plan.num_tokens());
+    plan.context_len.push_back(static_cast<int32_t>(s.num_computed + n));
+    const std::vector<int32_t>& table = *sched[i].table;
+    plan.block_table.insert(plan.block_table.end(), table.begin(), table.end());
+    plan.block_table.resize(plan.block_table.size() + (width - table.size()), -1);
+    plan.state_slot.push_back(std::max(s.state_slot, 0));
+    plan.state_is_fresh.push_back(s.num_computed == 0);
+  }
 }
 
 bool EngineLoop::Iterate() {
@@ -407,54 +457,8 @@ bool EngineLoop::Iterate() {
     return false;
   }
 
-  engine::StepPlan plan;
-  int64_t width = 1;
-  for (const Scheduled& x : sched) {
-    HS_CHECK(blocks_.Grow(x.seq->id, x.seq->num_computed + x.n));
-    width = std::max<int64_t>(width, blocks_.Table(x.seq->id).size());
-  }
-  plan.query_start.push_back(0);
-  plan.block_table_width = static_cast<int32_t>(width);
-  struct Rows {
-    int64_t first_prompt_row = -1;  // row of the first prompt-logprob position
-    int64_t num_prompt_rows = 0;
-    int64_t first_prompt_pos = 0;
-    int64_t sample_row = -1;
-  };
-  std::vector<Rows> rows(sched.size());
-  for (size_t i = 0; i < sched.size(); ++i) {
-    Sequence& s = *sched[i].seq;
-    const int64_t n = sched[i].n;
-    const int32_t first_index = plan.num_tokens();
-    for (int64_t j = 0; j < n; ++j) {
-      const int64_t pos = s.num_computed + j;
-      plan.token_ids.push_back(s.tokens[pos]);
-      plan.positions.push_back(static_cast<int32_t>(pos));
-      // Row `pos` predicts token pos + 1: a prompt logprob while that is a
-      // prompt token.
-      if (s.req->prompt_logprobs.has_value() && pos + 1 < s.prompt_len() &&
-          pos >= s.prompt_logprobs_next) {
-        if (rows[i].first_prompt_row < 0) {
-          rows[i].first_prompt_row = static_cast<int64_t>(plan.logits_indices.size());
-          rows[i].first_prompt_pos = pos;
-        }
-        ++rows[i].num_prompt_rows;
-        plan.logits_indices.push_back(first_index + static_cast<int32_t>(j));
-      }
-    }
-    if (s.num_computed + n == static_cast<int64_t>(s.tokens.size())) {
-      rows[i].sample_row = static_cast<int64_t>(plan.logits_indices.size());
-      plan.logits_indices.push_back(first_index + static_cast<int32_t>(n - 1));
-    }
-    plan.query_start.push_back(plan.num_tokens());
-    plan.context_len.push_back(static_cast<int32_t>(s.num_computed + n));
-    const std::vector<int32_t>& table = blocks_.Table(s.id);
-    for (int64_t b = 0; b < width; ++b) {
-      plan.block_table.push_back(b < static_cast<int64_t>(table.size()) ? table[b] : -1);
-    }
-    plan.state_slot.push_back(std::max(s.state_slot, 0));
-    plan.state_is_fresh.push_back(s.num_computed == 0);
-  }
+  BuildPlan(sched);
+  const engine::StepPlan& plan = plan_;
 
   // ---- run
   absl::Status st = engine_->Step(plan, &step_out_);
@@ -489,17 +493,19 @@ bool EngineLoop::Iterate() {
   }
   observer_->OnStep(stats);
 
+  const absl::Time now = absl::Now();
   for (size_t i = 0; i < sched.size(); ++i) {
     Sequence& s = *sched[i].seq;
+    const LogitsRows& rows = rows_[i];
     s.num_computed += sched[i].n;
     s.device_seconds += step_out_.forward_seconds * sched[i].n / total;
-    if (rows[i].num_prompt_rows > 0) {
-      EmitPromptLogprobs(s, step_out_.logits.data() + rows[i].first_prompt_row * vocab,
-                         rows[i].first_prompt_pos, rows[i].num_prompt_rows);
-      s.prompt_logprobs_next = rows[i].first_prompt_pos + rows[i].num_prompt_rows;
+    if (rows.num_prompt_rows > 0) {
+      EmitPromptLogprobs(s, step_out_.logits.data() + rows.first_prompt_row * vocab,
+                         rows.first_prompt_pos, rows.num_prompt_rows);
+      s.prompt_logprobs_next = rows.first_prompt_pos + rows.num_prompt_rows;
     }
-    if (rows[i].sample_row >= 0) {
-      SampleAndEmit(s, step_out_.logits.data() + rows[i].sample_row * vocab);
+    if (rows.sample_row >= 0) {
+      SampleAndEmit(s, step_out_.logits.data() + rows.sample_row * vocab, now);
     }
   }
   std::erase_if(running_, [](const auto& s) { return s->finished; });
@@ -556,7 +562,7 @@ void EngineLoop::EmitPromptLogprobs(Sequence& seq, const float* rows, int64_t fi
   }
 }
 
-void EngineLoop::SampleAndEmit(Sequence& seq, const float* logits_row) {
+void EngineLoop::SampleAndEmit(Sequence& seq, const float* logits_row, absl::Time now) {
   const StopCriteria& stop = seq.req->stop;
   // Before min_new_tokens, stop and end-of-sequence tokens are not drawn.
   banned_.clear();
@@ -576,7 +582,6 @@ void EngineLoop::SampleAndEmit(Sequence& seq, const float* logits_row) {
   engine::SampleResult r = sampler_.Sample(in);
   const int32_t token = r.token;
   seq.tokens.push_back(token);
-  const absl::Time now = absl::Now();
   if (seq.first_token == absl::InfiniteFuture()) {
     seq.first_token = now;
     observer_->OnToken(true, Seconds(now - seq.req->arrival));

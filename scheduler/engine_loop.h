@@ -120,7 +120,8 @@ class EngineLoop {
   int EndAll(absl::Status status);
   // Samples the next token of `seq` from its logits row, runs the stop checks
   // and emits the event.
-  void SampleAndEmit(Sequence& seq, const float* logits_row);
+  // `now` is the step's time (every token of a step gets the same).
+  void SampleAndEmit(Sequence& seq, const float* logits_row, absl::Time now);
   // Accumulates the prompt logprobs of positions first_pos .. first_pos+n-1.
   void EmitPromptLogprobs(Sequence& seq, const float* rows, int64_t first_pos, int64_t n);
   void PublishLoad();
@@ -128,7 +129,19 @@ class EngineLoop {
     Sequence* seq;
     int64_t n;       // tokens computed this step
     int64_t blocks;  // blocks it needs on top of what it holds
+    // Its block table once the plan is applied (valid until the next Grow or
+    // Free of any sequence).
+    const std::vector<int32_t>* table = nullptr;
   };
+  // Where a scheduled sequence's logits rows sit in the step's output.
+  struct LogitsRows {
+    int64_t first_prompt_row = -1;  // row of the first prompt-logprob position
+    int64_t num_prompt_rows = 0;
+    int64_t first_prompt_pos = 0;
+    int64_t sample_row = -1;
+  };
+  // Fills plan_ and rows_ for the applied schedule.
+  void BuildPlan(const std::vector<Scheduled>& sched);
   // Decides this step's sequences (decodes, then prefill chunks, then
   // admissions) within the token budget, preempting when blocks run out, then
   // applies it (preemptions, slots, blocks).
@@ -166,6 +179,8 @@ class EngineLoop {
   int64_t next_seq_id_ = 0;
   int64_t next_admit_order_ = 0;
   engine::StepOutput step_out_;
+  engine::StepPlan plan_;          // this step's; capacity reused
+  std::vector<LogitsRows> rows_;   // per scheduled sequence, this step
   std::vector<int32_t> banned_;  // scratch for SampleAndEmit
   std::vector<Sequence*> order_;  // scratch for PlanStep
   LoopObserver null_observer_;

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "engine/runtime/logprobs.h"
@@ -68,7 +69,7 @@ struct Usage {
 // What the loop sends back for a request: new tokens and text, and with the
 // last event the finish reason, usage and final status.
 struct TokenEvent {
-  std::vector<int32_t> token_ids;
+  absl::InlinedVector<int32_t, 4> token_ids;  // one per step: no allocation
   std::string text;
   std::vector<TokenLogprobInfo> logprobs;         // when requested
   std::vector<TokenLogprobInfo> prompt_logprobs;  // first event only

@@ -19,8 +19,8 @@ const char* FinishReasonName(FinishReason reason) {
 bool TokenStream::Push(TokenEvent event) {
   {
     absl::MutexLock lock(&mu_);
-    if (final_pushed_ || events_.size() >= capacity_) return false;
-    events_.push_back(std::move(event));
+    if (final_pushed_ || events_.size() - head_ >= capacity_) return false;
+    Append(std::move(event));
   }
   Notify();
   return true;
@@ -31,16 +31,30 @@ void TokenStream::PushFinal(TokenEvent event) {
     absl::MutexLock lock(&mu_);
     if (final_pushed_) return;
     final_pushed_ = true;
-    events_.push_back(std::move(event));
+    Append(std::move(event));
   }
   Notify();
 }
 
+void TokenStream::Append(TokenEvent event) {
+  // A reader that lags without catching up: drop the consumed prefix instead
+  // of growing once it is at least half the vector (so the vector stays under
+  // about twice the capacity and each event is moved O(1) times on average).
+  if (events_.size() == events_.capacity() && head_ > 0 && 2 * head_ >= events_.size()) {
+    events_.erase(events_.begin(), events_.begin() + static_cast<std::ptrdiff_t>(head_));
+    head_ = 0;
+  }
+  events_.push_back(std::move(event));
+}
+
 std::optional<TokenEvent> TokenStream::Pop() {
   absl::MutexLock lock(&mu_);
-  if (events_.empty()) return std::nullopt;
-  TokenEvent e = std::move(events_.front());
-  events_.pop_front();
+  if (head_ == events_.size()) return std::nullopt;
+  TokenEvent e = std::move(events_[head_++]);
+  if (head_ == events_.size()) {
+    events_.clear();
+    head_ = 0;
+  }
   return e;
 }
 

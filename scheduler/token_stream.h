@@ -6,9 +6,9 @@
 
 #include <atomic>
 #include <cstddef>
-#include <deque>
 #include <functional>
 #include <optional>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
@@ -46,10 +46,16 @@ class TokenStream {
 
  private:
   void Notify();
+  void Append(TokenEvent event) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const size_t capacity_;
   mutable absl::Mutex mu_;
-  std::deque<TokenEvent> events_ ABSL_GUARDED_BY(mu_);
+  // Queued events are events_[head_ ..]; the vector is cleared (its capacity
+  // kept) whenever the reader catches up, so a stream that is read as fast as
+  // it is written allocates nothing per event (a deque allocates a node every
+  // couple of events of this size).
+  std::vector<TokenEvent> events_ ABSL_GUARDED_BY(mu_);
+  size_t head_ ABSL_GUARDED_BY(mu_) = 0;
   bool final_pushed_ ABSL_GUARDED_BY(mu_) = false;
   absl::Mutex notify_mu_;
   std::function<void()> notify_ ABSL_GUARDED_BY(notify_mu_);

@@ -22,7 +22,7 @@ absl::Status IncrementalDetokenizer::Step(int32_t id, std::string* out) {
         "token id ", id, " has no token; ids are in [0, ", tokenizer_.vocab_size(), ")"));
   }
   ++num_ids_;
-  if (skip_special_tokens_ && tokenizer_.IsSpecialToken(*token)) return absl::OkStatus();
+  if (skip_special_tokens_ && tokenizer_.IsSpecialId(id)) return absl::OkStatus();
   stream_->Push(*token, out);
   return absl::OkStatus();
 }

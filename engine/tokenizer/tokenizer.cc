@@ -98,6 +98,7 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromJson(
     t->config_.pad_token_id = resolve(t->config_.pad_token);
     t->config_.unk_token_id = resolve(t->config_.unk_token);
   }
+  t->BuildIdTable();
   return t;
 }
 
@@ -141,15 +142,20 @@ absl::StatusOr<std::string> Tokenizer::Decode(absl::Span<const int32_t> ids,
           "token id ", ids[i], " (position ", i, ") has no token; ids are in [0, ",
           vocab_size(), ")"));
     }
-    if (skip_special_tokens && IsSpecialToken(*token)) continue;
+    if (skip_special_tokens && IsSpecialId(ids[i])) continue;
     tokens.push_back(*token);
   }
   return decoder_.Decode(tokens);
 }
 
-const std::string* Tokenizer::IdToToken(int32_t id) const {
-  if (const std::string* t = added_.IdToToken(id)) return t;
-  return model_.IdToToken(id);
+void Tokenizer::BuildIdTable() {
+  by_id_.assign(vocab_size(), IdEntry{});
+  for (int32_t id = 0; id < static_cast<int32_t>(by_id_.size()); ++id) {
+    const std::string* token = added_.IdToToken(id);
+    if (token == nullptr) token = model_.IdToToken(id);
+    by_id_[id] = {.token = token,
+                  .special = token != nullptr && added_.IsSpecialContent(*token)};
+  }
 }
 
 std::optional<int32_t> Tokenizer::TokenToId(std::string_view token) const {

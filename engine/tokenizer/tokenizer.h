@@ -64,8 +64,15 @@ class Tokenizer {
                                      bool skip_special_tokens) const;
 
   // The token string of `id` as decoding sees it (added tokens first), or
-  // nullptr when no token has this id.
-  const std::string* IdToToken(int32_t id) const;
+  // nullptr when no token has this id. O(1): a table built at load.
+  const std::string* IdToToken(int32_t id) const {
+    return id >= 0 && id < static_cast<int32_t>(by_id_.size()) ? by_id_[id].token : nullptr;
+  }
+  // Whether decode with skip_special_tokens drops id `id` (a special added
+  // token). O(1).
+  bool IsSpecialId(int32_t id) const {
+    return id >= 0 && id < static_cast<int32_t>(by_id_.size()) && by_id_[id].special;
+  }
   std::optional<int32_t> TokenToId(std::string_view token) const;
   // Whether decode with skip_special_tokens drops `token` (a special added
   // token's content).
@@ -82,6 +89,14 @@ class Tokenizer {
  private:
   Tokenizer(BpeModel model, AddedVocabulary added, Decoder decoder)
       : model_(std::move(model)), added_(std::move(added)), decoder_(std::move(decoder)) {}
+  // Fills by_id_ once model_ and added_ are final (their strings do not move
+  // afterwards: the tokenizer is never moved or changed after load).
+  void BuildIdTable();
+
+  struct IdEntry {
+    const std::string* token = nullptr;  // into model_ or added_
+    bool special = false;
+  };
 
   BpeModel model_;
   AddedVocabulary added_;
@@ -91,6 +106,7 @@ class Tokenizer {
   std::optional<PostProcessor> post_processor_;
   TokenizerConfig config_;
   TokenizerOptions options_;
+  std::vector<IdEntry> by_id_;  // [vocab_size()]
 };
 
 }  // namespace hybridserve::engine::tokenizer

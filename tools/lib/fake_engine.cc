@@ -54,6 +54,7 @@ absl::Status FakeEngine::Step(const engine::StepPlan& plan, engine::StepOutput* 
     const int32_t i = plan.logits_indices[r];
     out->logits[r * vocab + NextToken(plan.token_ids[i], plan.positions[i])] = 10.0f;
   }
+  if (keep_logits_) last_logits_ = out->logits;
   out->forward_seconds = options_.step_fixed_seconds +
                          options_.step_per_token_seconds * plan.num_tokens();
   if (record_history_) {

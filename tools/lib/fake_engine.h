@@ -55,6 +55,10 @@ class FakeEngine final : public engine::StepEngine {
   const std::vector<FakeStepRecord>& history() const { return history_; }
   void ClearHistory() { history_.clear(); }
   void set_record_history(bool record) { record_history_ = record; }
+  // Keeps a copy of the last step's logits (benchmarks re-run the sampler on
+  // them to measure its math alone); the copy is charged to the step.
+  void set_keep_logits(bool keep) { keep_logits_ = keep; }
+  const std::vector<float>& last_logits() const { return last_logits_; }
 
  private:
   FakeEngineOptions options_;
@@ -62,6 +66,8 @@ class FakeEngine final : public engine::StepEngine {
   engine::StepPlanLimits limits_;
   std::vector<FakeStepRecord> history_;
   bool record_history_ = true;
+  bool keep_logits_ = false;
+  std::vector<float> last_logits_;
   double step_cpu_seconds_ = 0.0;
   engine::PlanCheckScratch plan_check_;
 };
