@@ -9,6 +9,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc prometheus-cpp-dev
   python3 python3-venv
+  libssl-dev openssl
   prometheus
 )
 # kubectl for `kubectl kustomize` in the deployment tests: Debian's

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <string>
 #include <vector>
@@ -67,7 +68,26 @@ ABSL_FLAG(int64_t, outbox_events, 512,
           "far behind is cancelled so it cannot stall the others.");
 ABSL_FLAG(std::string, ready_file, "",
           "When set, once the server is ready this file gets the gRPC port on its "
-          "first line and the metrics port on its second (for scripts and tests).");
+          "first line, the metrics port on its second (-1: none) and, with "
+          "--health-port, the health port on its third (for scripts and tests).");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate chain (leaf first) of the gRPC port: with --tls-key the "
+          "port speaks TLS only. Give both or neither.");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key (unencrypted) of --tls-cert.");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA bundle: turns on mutual TLS; clients must present a certificate "
+          "this CA signed. Requires --tls-cert and --tls-key.");
+ABSL_FLAG(int, health_port, -1,
+          "Plaintext gRPC port serving only grpc.health.v1.Health (same host as "
+          "--host), for kubelet gRPC probes when the main port uses TLS; it "
+          "reports what the main port's health service does (NOT_SERVING while "
+          "draining). 0 picks a free port, -1 turns it off.");
+ABSL_FLAG(std::string, api_keys_file, "",
+          "File of API keys, one '<name> <key>' per line ('#' comments; names "
+          "[A-Za-z0-9_.-], keys >= 16 printable characters). When set, every RPC "
+          "but health and reflection needs metadata 'authorization: Bearer <key>' "
+          "(else UNAUTHENTICATED); requests and tokens are counted per key name. "
+          "SIGHUP reloads the file (an invalid file keeps the keys in use).");
 
 namespace hybridserve::server {
 namespace {
@@ -111,6 +131,34 @@ absl::StatusOr<ServerConfig> ParseServerFlags(int argc, char** argv) {
         std::exit(0);
       }
       a = "--" + absl::StrReplaceAll(name, {{"-", "_"}}) +
+// TLS files, the health port and the API keys file: combinations, ranges, and
+// that each file can be read (its content is checked where it is used).
+absl::Status ValidateSecurity(const ServerConfig& c) {
+  auto bad = [](auto&&... parts) { return absl::InvalidArgumentError(absl::StrCat(parts...)); };
+  if (c.tls_cert.empty() != c.tls_key.empty()) {
+    return bad("--tls-cert and --tls-key go together: give both or neither");
+  }
+  if (!c.tls_client_ca.empty() && c.tls_cert.empty()) {
+    return bad("--tls-client-ca (mutual TLS) requires --tls-cert and --tls-key");
+  }
+  if (c.health_port < -1 || c.health_port > 65535) {
+    return bad("--health-port must be -1 (off) or in [0, 65535], got ", c.health_port);
+  }
+  if (c.health_port > 0 && c.health_port == c.port) {
+    return bad("--health-port and --port must differ (both ", c.port, ")");
+  }
+  const std::pair<const char*, const std::string*> files[] = {
+      {"--tls-cert", &c.tls_cert}, {"--tls-key", &c.tls_key},
+      {"--tls-client-ca", &c.tls_client_ca}, {"--api-keys-file", &c.api_keys_file}};
+  for (const auto& [flag, path] : files) {
+    if (path->empty()) continue;
+    std::error_code ec;
+    if (std::filesystem::is_directory(*path, ec)) return bad(flag, ": ", *path, " is a folder");
+    if (!std::ifstream(*path, std::ios::binary)) return bad(flag, ": cannot read ", *path);
+  }
+  return absl::OkStatus();
+}
+
           (eq == std::string::npos ? "" : a.substr(eq));
     }
     args.push_back(std::move(a));
@@ -181,6 +229,11 @@ absl::Status Validate(const ServerConfig& c) {
     return bad("--max-batched-tokens (", c.max_batched_tokens,
                ") must be >= --max-num-seqs (", c.max_num_seqs, ")");
   }
+  c.tls_cert = absl::GetFlag(FLAGS_tls_cert);
+  c.tls_key = absl::GetFlag(FLAGS_tls_key);
+  c.tls_client_ca = absl::GetFlag(FLAGS_tls_client_ca);
+  c.health_port = absl::GetFlag(FLAGS_health_port);
+  c.api_keys_file = absl::GetFlag(FLAGS_api_keys_file);
   if (c.max_model_len < 0) return bad("--max-model-len must be >= 0, got ", c.max_model_len);
   if (c.block_tokens < 1 || c.block_tokens > 1024) {
     return bad("--block-tokens must be in [1, 1024], got ", c.block_tokens);
@@ -198,6 +251,7 @@ absl::Status Validate(const ServerConfig& c) {
     return bad("--max-stop-strings must be >= 0 and --max-stop-string-bytes >= 1");
   }
   if (c.outbox_events < 2) return bad("--outbox-events must be >= 2, got ", c.outbox_events);
+  if (absl::Status st = ValidateSecurity(c); !st.ok()) return st;
   return absl::OkStatus();
 }
 

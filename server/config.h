@@ -42,6 +42,13 @@ struct ServerConfig {
 // Parses argv (flags may be spelled --foo-bar or --foo_bar). Prints usage and
 // exits on --help. Errors name the flag and the allowed values.
 absl::StatusOr<ServerConfig> ParseServerFlags(int argc, char** argv);
+  // Security (docs/deploy.md): TLS on the main port, mutual TLS with a client
+  // CA, a plaintext health-only port, API keys.
+  std::string tls_cert;       // PEM certificate chain; with tls_key, or neither
+  std::string tls_key;        // PEM private key
+  std::string tls_client_ca;  // PEM CA bundle: clients must present a cert it signed
+  int health_port = -1;       // plaintext grpc.health.v1.Health; 0: a free port; -1: off
+  std::string api_keys_file;  // '<name> <key>' lines; empty: no keys needed
 
 // Checks ranges and combinations; errors name the flag.
 absl::Status Validate(const ServerConfig& config);

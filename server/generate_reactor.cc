@@ -65,9 +65,10 @@ absl::Time Deadline(const grpc::CallbackServerContext* context) {
 
 GenerateReactor::GenerateReactor(const ModelContext* model, grpc::CallbackServerContext* context,
                                  const v1::GenerateRequest& request, std::string request_id,
-                                 bool accepting)
+                                 bool accepting, KeyTokenCounters key_tokens)
     : request_id_(std::move(request_id)),
-      cost_per_device_hour_(model->config.cost_per_device_hour) {
+      cost_per_device_hour_(model->config.cost_per_device_hour),
+      key_tokens_(key_tokens) {
   if (!accepting) {
     Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the server is draining"));
     return;
@@ -100,6 +101,10 @@ void GenerateReactor::MaybeWrite() {
     if (!event) return;
     if (event->is_final()) {
       finished_ = true;
+      if (key_tokens_.prompt != nullptr) {
+        key_tokens_.prompt->Increment(static_cast<double>(event->usage.prompt_tokens));
+        key_tokens_.generation->Increment(static_cast<double>(event->usage.completion_tokens));
+      }
       status = ToGrpcStatus(event->status);
       if (broken_) {
         action = Action::kFinish;

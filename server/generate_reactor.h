@@ -14,6 +14,7 @@
 #include "grpcpp/grpcpp.h"
 #include "hybridserve/v1/inference.pb.h"
 #include "scheduler/token_stream.h"
+#include "server/metrics.h"
 #include "server/model_context.h"
 
 namespace hybridserve::server {
@@ -24,7 +25,7 @@ class GenerateReactor final : public grpc::ServerWriteReactor<v1::GenerateRespon
   // refuses it.
   GenerateReactor(const ModelContext* model, grpc::CallbackServerContext* context,
                   const v1::GenerateRequest& request, std::string request_id,
-                  bool accepting);
+                  bool accepting, KeyTokenCounters key_tokens = {});
 
   void OnWriteDone(bool ok) override;
   void OnCancel() override;
@@ -37,6 +38,7 @@ class GenerateReactor final : public grpc::ServerWriteReactor<v1::GenerateRespon
   std::shared_ptr<scheduler::TokenStream> stream_;
   std::string request_id_;
   const double cost_per_device_hour_;
+  const KeyTokenCounters key_tokens_;  // the API key's counters, if any
   absl::Mutex mu_;
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;

@@ -18,6 +18,13 @@ grpc::ServerUnaryReactor* Done(grpc::CallbackServerContext* context, const absl:
   return reactor;
 }
 
+// A Generate call refused before it starts (no valid API key).
+class RefusedStream final : public grpc::ServerWriteReactor<v1::GenerateResponse> {
+ public:
+  explicit RefusedStream(const grpc::Status& status) { Finish(status); }
+  void OnDone() override { delete this; }
+};
+
 std::string DTypeLabel(const std::string& flag, const std::string& torch_dtype) {
   if (flag != "auto") return flag;
   if (torch_dtype == "bfloat16") return "bf16";
@@ -27,16 +34,31 @@ std::string DTypeLabel(const std::string& flag, const std::string& torch_dtype) 
 
 }  // namespace
 
+absl::StatusOr<KeyTokenCounters> InferenceService::Authorize(
+    const grpc::CallbackServerContext* context, const char* rpc) const {
+  if (api_keys_ == nullptr || !api_keys_->enabled()) return KeyTokenCounters{};
+  absl::StatusOr<std::string> key_name = api_keys_->Authenticate(context->client_metadata());
+  if (!key_name.ok()) {
+    if (metrics_ != nullptr) metrics_->OnUnauthenticated();
+    return absl::UnauthenticatedError(key_name.status().message());
+  }
+  if (metrics_ == nullptr) return KeyTokenCounters{};
+  return metrics_->OnKeyRequest(*key_name, rpc);
+}
+
 grpc::ServerWriteReactor<v1::GenerateResponse>* InferenceService::Generate(
     grpc::CallbackServerContext* context, const v1::GenerateRequest* request) {
+  absl::StatusOr<KeyTokenCounters> key = Authorize(context, "Generate");
+  if (!key.ok()) return new RefusedStream(ToGrpcStatus(key.status()));
   std::string id = request->request_id();
   if (id.empty()) id = absl::StrCat("req-", next_request_id_.fetch_add(1));
-  return new GenerateReactor(model_, context, *request, std::move(id), accepting_.load());
+  return new GenerateReactor(model_, context, *request, std::move(id), accepting_.load(), *key);
 }
 
 grpc::ServerUnaryReactor* InferenceService::Tokenize(grpc::CallbackServerContext* context,
                                                      const v1::TokenizeRequest* request,
                                                      v1::TokenizeResponse* response) {
+  if (auto key = Authorize(context, "Tokenize"); !key.ok()) return Done(context, key.status());
   if (absl::Status st = CheckModelName(*model_, request->model()); !st.ok()) return Done(context, st);
   if (static_cast<int64_t>(request->text().size()) > model_->config.max_input_bytes) {
     return Done(context, absl::InvalidArgumentError(absl::StrCat(
@@ -53,6 +75,7 @@ grpc::ServerUnaryReactor* InferenceService::Tokenize(grpc::CallbackServerContext
 grpc::ServerUnaryReactor* InferenceService::Detokenize(grpc::CallbackServerContext* context,
                                                        const v1::DetokenizeRequest* request,
                                                        v1::DetokenizeResponse* response) {
+  if (auto key = Authorize(context, "Detokenize"); !key.ok()) return Done(context, key.status());
   if (absl::Status st = CheckModelName(*model_, request->model()); !st.ok()) return Done(context, st);
   // Ids the model can produce but the tokenizer has no token for (padded
   // vocabulary rows) decode to nothing, as they do in generated text.
@@ -108,6 +131,7 @@ void InferenceService::FillModelInfo(v1::ModelInfo* info) const {
 grpc::ServerUnaryReactor* InferenceService::ListModels(grpc::CallbackServerContext* context,
                                                        const v1::ListModelsRequest*,
                                                        v1::ListModelsResponse* response) {
+  if (auto key = Authorize(context, "ListModels"); !key.ok()) return Done(context, key.status());
   FillModelInfo(response->add_models());
   return Done(context, absl::OkStatus());
 }
@@ -115,6 +139,7 @@ grpc::ServerUnaryReactor* InferenceService::ListModels(grpc::CallbackServerConte
 grpc::ServerUnaryReactor* InferenceService::GetModel(grpc::CallbackServerContext* context,
                                                      const v1::GetModelRequest* request,
                                                      v1::ModelInfo* response) {
+  if (auto key = Authorize(context, "GetModel"); !key.ok()) return Done(context, key.status());
   if (absl::Status st = CheckModelName(*model_, request->model()); !st.ok()) return Done(context, st);
   FillModelInfo(response);
   return Done(context, absl::OkStatus());

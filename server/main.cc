@@ -8,6 +8,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
@@ -19,9 +20,11 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "scheduler/engine_loop.h"
 #include "server/config.h"
+#include "server/api_keys.h"
 #include "server/inference_service.h"
 #include "server/metrics.h"
 
+#include "server/tls.h"
 namespace hybridserve::server {
 namespace {
 
@@ -51,6 +54,7 @@ int Serve(int argc, char** argv) {
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  sigaddset(&signals, SIGHUP);  // reloads --api-keys-file
 
   // Abseil's mutex deadlock detector costs a graph update per lock; the
   // lock order here is simple and covered by tests.
@@ -60,6 +64,21 @@ int Serve(int argc, char** argv) {
   const ServerConfig& config = *parsed;
   if (absl::Status st = Validate(config); !st.ok()) return Fail(st);
 
+  // TLS files and API keys are checked before the model loads: a bad file fails fast.
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials = MainPortCredentials(config);
+  if (!credentials.ok()) return Fail(credentials.status());
+  ApiKeyStore api_keys;
+  std::vector<std::string> key_names;
+  if (!config.api_keys_file.empty()) {
+    absl::StatusOr<std::vector<std::string>> loaded = api_keys.Load(config.api_keys_file);
+    if (!loaded.ok()) {
+      return Fail(absl::Status(loaded.status().code(),
+                               absl::StrCat("--api-keys-file: ", loaded.status().message())));
+    }
+    key_names = *std::move(loaded);
+    Log(absl::StrCat("API keys: ", key_names.size(), " loaded from ", config.api_keys_file, " (",
+                     absl::StrJoin(key_names, ", "), ")"));
+  }
   engine::EngineOptions eo;
   eo.model_dir = config.model;
   eo.device = config.device;
@@ -130,8 +149,10 @@ int Serve(int argc, char** argv) {
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
+  metrics.AddKeyNames(key_names);
+  service.RequireApiKeys(&api_keys, &metrics);
   builder.AddListeningPort(absl::StrCat(config.host, ":", config.port),
-                           grpc::InsecureServerCredentials(), &port);
+                           *credentials, &port);
   builder.RegisterService(&service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
@@ -142,15 +163,45 @@ int Serve(int argc, char** argv) {
   health->SetServingStatus(true);
   health->SetServingStatus(v1::Inference::service_full_name(), true);
   Log(absl::StrCat("serving '", model.served_name, "' on ", config.host, ":", port,
-                   " (gRPC hybridserve.v1.Inference; health and reflection enabled)"));
+                   " (gRPC hybridserve.v1.Inference, ", TransportName(config),
+                   "; health and reflection enabled", api_keys.enabled() ? "; API keys required" : "",
+                   ")"));
+  if (health_port) {
+    Log(absl::StrCat("plaintext health on ", config.host, ":", health_port->port(),
+                     " (grpc.health.v1.Health only)"));
+  }
+  std::unique_ptr<HealthPortServer> health_port;
+  if (config.health_port >= 0) {
+    absl::StatusOr<std::unique_ptr<HealthPortServer>> started =
+        HealthPortServer::Start(config.host, config.health_port);
+    if (!started.ok()) return Fail(started.status());
+    health_port = *std::move(started);
+  }
   if (!config.ready_file.empty()) {
     const std::string tmp = config.ready_file + ".tmp";
-    std::ofstream(tmp) << port << "\n" << metrics_port << "\n";
+    std::ofstream ready(tmp);
+    ready << port << "\n" << metrics_port << "\n";
+    if (health_port) ready << health_port->port() << "\n";
+    ready.close();
     std::rename(tmp.c_str(), config.ready_file.c_str());
+  if (health_port) health_port->SetServing(v1::Inference::service_full_name(), true);
   }
 
   int signal_number = 0;
-  sigwait(&signals, &signal_number);
+  while (sigwait(&signals, &signal_number) == 0 && signal_number == SIGHUP) {
+    if (config.api_keys_file.empty()) {
+      Log("SIGHUP: no --api-keys-file to reload");
+      continue;
+    }
+    absl::StatusOr<std::vector<std::string>> reloaded = api_keys.Load(config.api_keys_file);
+    if (!reloaded.ok()) {
+      Log(absl::StrCat("SIGHUP: keeping the API keys in use: ", reloaded.status().ToString()));
+      continue;
+    }
+    metrics.AddKeyNames(*reloaded);
+    Log(absl::StrCat("SIGHUP: API keys reloaded: ", reloaded->size(), " (",
+                     absl::StrJoin(*reloaded, ", "), ")"));
+  }
   Log(absl::StrCat("signal ", signal_number, ": draining (up to ",
                    absl::FormatDuration(config.drain_timeout), ")"));
   health->SetServingStatus(false);
@@ -161,6 +212,7 @@ int Serve(int argc, char** argv) {
     const int ended = loop.CancelAll(absl::UnavailableError("the server shut down before the request finished"));
     Log(absl::StrCat("drain timeout: cancelled ", ended, " requests"));
   }
+  if (health_port) health_port->SetServing(v1::Inference::service_full_name(), false);
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   loop.Stop();
   Log("stopped");
@@ -168,6 +220,7 @@ int Serve(int argc, char** argv) {
 }
 
 }  // namespace
+  if (health_port) health_port->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
 }  // namespace hybridserve::server
 
 int main(int argc, char** argv) { return hybridserve::server::Serve(argc, argv); }

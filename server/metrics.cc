@@ -147,6 +147,16 @@ ServerMetrics::ServerMetrics(const MetricsOptions& options)
   for (const char* phase : {"prefill", "decode", "mixed"}) {
     step_->Add(L({{"phase", phase}}), kStepBuckets);
   }
+  requests_by_key_ = &BuildCounter().Name("hybridserve_requests_by_key_total")
+                          .Help("RPCs authenticated with each API key, by key_name and rpc")
+                          .Register(r);
+  tokens_by_key_ = &BuildCounter().Name("hybridserve_tokens_by_key_total")
+                        .Help("Tokens of Generate calls per API key, by key_name and kind "
+                              "(prompt, generation), from each stream's final usage")
+                        .Register(r);
+  unauthenticated_ = &BuildCounter().Name("hybridserve_unauthenticated_requests_total")
+                          .Help("RPCs refused for a missing or invalid API key").Register(r)
+                          .Add(L());
   cost_ = std::make_shared<CostCollectable>(L(), options.cost_per_device_hour);
 }
 
@@ -163,6 +173,27 @@ absl::StatusOr<int> ServerMetrics::Expose(const std::string& host, int port) {
   const std::vector<int> ports = exposer_->GetListeningPorts();
   if (ports.empty()) return absl::UnavailableError("metrics exposer has no listening port");
   return ports.front();
+}
+
+KeyTokenCounters ServerMetrics::OnKeyRequest(const std::string& key_name, const std::string& rpc) {
+  requests_by_key_->Add(L({{"key_name", key_name}, {"rpc", rpc}})).Increment();
+  KeyTokenCounters counters;
+  counters.prompt = &tokens_by_key_->Add(L({{"key_name", key_name}, {"kind", "prompt"}}));
+  counters.generation = &tokens_by_key_->Add(L({{"key_name", key_name}, {"kind", "generation"}}));
+  return counters;
+}
+
+void ServerMetrics::OnUnauthenticated() { unauthenticated_->Increment(); }
+
+void ServerMetrics::AddKeyNames(const std::vector<std::string>& key_names) {
+  for (const std::string& name : key_names) {
+    for (const char* kind : {"prompt", "generation"}) {
+      tokens_by_key_->Add(L({{"key_name", name}, {"kind", kind}}));
+    }
+    for (const char* rpc : {"Generate", "Tokenize", "Detokenize", "ListModels", "GetModel"}) {
+      requests_by_key_->Add(L({{"key_name", name}, {"rpc", rpc}}));
+    }
+  }
 }
 
 void ServerMetrics::OnStep(const scheduler::StepStats& s) {

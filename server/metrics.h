@@ -9,6 +9,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -26,6 +27,12 @@ class Exposer;
 
 namespace hybridserve::server {
 
+// The token counters of one API key (both null when no keys are configured).
+struct KeyTokenCounters {
+  prometheus::Counter* prompt = nullptr;
+  prometheus::Counter* generation = nullptr;
+};
+
 struct MetricsOptions {
   std::string model;         // served model name
   std::string architecture;  // transformer | ssm | hybrid
@@ -42,6 +49,15 @@ class ServerMetrics final : public scheduler::LoopObserver {
   absl::StatusOr<int> Expose(const std::string& host, int port);
 
   std::shared_ptr<prometheus::Registry> registry() const { return registry_; }
+
+  // API keys: a call authenticated with key `key_name` (rpc: the method name).
+  // Returns that key's token counters (the Generate reactor adds the tokens of
+  // the stream's final usage). Thread-safe.
+  KeyTokenCounters OnKeyRequest(const std::string& key_name, const std::string& rpc);
+  // A call refused for a missing or invalid API key.
+  void OnUnauthenticated();
+  // Zero series for these keys, so rates exist from their first request.
+  void AddKeyNames(const std::vector<std::string>& key_names);
 
   // LoopObserver
   void OnStep(const scheduler::StepStats& stats) override;
@@ -78,6 +94,9 @@ class ServerMetrics final : public scheduler::LoopObserver {
   prometheus::Gauge* kv_free_;
   prometheus::Gauge* slots_used_;
   prometheus::Gauge* slots_free_;
+  prometheus::Family<prometheus::Counter>* requests_by_key_;
+  prometheus::Family<prometheus::Counter>* tokens_by_key_;
+  prometheus::Counter* unauthenticated_;
 };
 
 }  // namespace hybridserve::server
