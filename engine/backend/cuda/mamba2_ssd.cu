@@ -334,7 +334,7 @@ __device__ void ScanSequence(const Mamba2SsdParams& p, const ChunkSmem& sm, int6
 }
 
 template <typename T>
-__global__ void __launch_bounds__(kChunkThreads)
+__global__ void __launch_bounds__(kChunkThreads, 1)
     Mamba2ChunkKernel(const Mamba2SsdParams p, int chunk, int pb, int z_count) {
   extern __shared__ float4 smem4[];
   __shared__ int s_list[kChunkThreads];
