@@ -2,10 +2,13 @@
 // attention and SSM ops are in cuda_attention.cc and cuda_ssm.cc.
 #include "engine/backend/cuda/cuda_backend.h"
 
+#include <dlfcn.h>
+
 #include <algorithm>
 #include <cstring>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -18,6 +21,25 @@
 #include "engine/status_macros.h"
 
 namespace hybridserve::engine {
+
+// cuBLAS is loaded (dlopen) when the first CudaBackend is made, not linked:
+// a binary of this build then starts, and serves on the CPU, on a machine
+// without cuBLAS, and processes that never use the GPU do not pay the
+// ~0.2 s it takes to load libcublasLt. Only the entry points used here.
+struct CublasApi {
+  decltype(&cublasCreate_v2) create = nullptr;
+  decltype(&cublasDestroy_v2) destroy = nullptr;
+  decltype(&cublasSetStream_v2) set_stream = nullptr;
+  decltype(&cublasSetMathMode) set_math_mode = nullptr;
+  // The C entry point (cublas_api.h also has a C++ overload taking a
+  // cudaDataType compute type).
+  cublasStatus_t (*gemm_ex)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int,
+                            int, int, const void*, const void*, cudaDataType, int,
+                            const void*, cudaDataType, int, const void*, void*,
+                            cudaDataType, int, cublasComputeType_t,
+                            cublasGemmAlgo_t) = nullptr;
+};
+
 namespace {
 
 // Pinned staging for host-to-device copies: two halves used in turn, so one
@@ -45,6 +67,42 @@ const char* CublasStatusName(cublasStatus_t s) {
     case CUBLAS_STATUS_NOT_SUPPORTED: return "CUBLAS_STATUS_NOT_SUPPORTED";
     default: return "cuBLAS error";
   }
+}
+
+absl::StatusOr<CublasApi> OpenCublas() {
+  const std::string versioned = absl::StrCat("libcublas.so.", CUBLAS_VER_MAJOR);
+  void* lib = dlopen(versioned.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (lib == nullptr) lib = dlopen("libcublas.so", RTLD_NOW | RTLD_LOCAL);
+  if (lib == nullptr) {
+    const char* err = dlerror();
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot load cuBLAS (", versioned, "): ", err != nullptr ? err : "unknown error",
+        "; put the CUDA libraries on the loader path (LD_LIBRARY_PATH)"));
+  }
+  CublasApi api;
+  auto find = [&](const char* name, auto* fn) -> absl::Status {
+    void* sym = dlsym(lib, name);
+    if (sym == nullptr) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("cuBLAS (", versioned, ") has no symbol ", name));
+    }
+    *fn = reinterpret_cast<std::remove_pointer_t<decltype(fn)>>(sym);
+    return absl::OkStatus();
+  };
+  HS_RETURN_IF_ERROR(find("cublasCreate_v2", &api.create));
+  HS_RETURN_IF_ERROR(find("cublasDestroy_v2", &api.destroy));
+  HS_RETURN_IF_ERROR(find("cublasSetStream_v2", &api.set_stream));
+  HS_RETURN_IF_ERROR(find("cublasSetMathMode", &api.set_math_mode));
+  HS_RETURN_IF_ERROR(find("cublasGemmEx", &api.gemm_ex));
+  return api;  // the library stays loaded for the life of the process
+}
+
+// Loaded once per process (thread-safe); the error is kept.
+absl::StatusOr<const CublasApi*> Cublas() {
+  static const absl::StatusOr<CublasApi>* const api =
+      new absl::StatusOr<CublasApi>(OpenCublas());
+  if (!api->ok()) return api->status();
+  return &**api;
 }
 
 absl::Status CublasCheck(cublasStatus_t s, absl::string_view what) {
@@ -161,7 +219,7 @@ CudaBackend::~CudaBackend() {
     if (e != nullptr) cudaEventDestroy(e);
   }
   if (staging_ != nullptr) cudaFreeHost(staging_);
-  if (cublas_ != nullptr) cublasDestroy(cublas_);
+  if (cublas_ != nullptr) cublas_api_->destroy(cublas_);
   if (stream_ != nullptr) cudaStreamDestroy(stream_);
 }
 
@@ -172,11 +230,13 @@ absl::Status CudaBackend::Init() {
       "cudaDeviceGetAttribute"));
   HS_RETURN_IF_ERROR(CudaCheck(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking),
                                "cudaStreamCreate"));
-  HS_RETURN_IF_ERROR(CublasCheck(cublasCreate(&cublas_), "cublasCreate"));
-  HS_RETURN_IF_ERROR(CublasCheck(cublasSetStream(cublas_, stream_), "cublasSetStream"));
-  // No TF32 for f32 GEMMs: f32 runs are the parity reference.
+  HS_ASSIGN_OR_RETURN(cublas_api_, Cublas());
+  HS_RETURN_IF_ERROR(CublasCheck(cublas_api_->create(&cublas_), "cublasCreate"));
   HS_RETURN_IF_ERROR(
-      CublasCheck(cublasSetMathMode(cublas_, CUBLAS_DEFAULT_MATH), "cublasSetMathMode"));
+      CublasCheck(cublas_api_->set_stream(cublas_, stream_), "cublasSetStream"));
+  // No TF32 for f32 GEMMs: f32 runs are the parity reference.
+  HS_RETURN_IF_ERROR(CublasCheck(cublas_api_->set_math_mode(cublas_, CUBLAS_DEFAULT_MATH),
+                                 "cublasSetMathMode"));
   HS_RETURN_IF_ERROR(
       CudaCheck(cudaMallocHost(&staging_, kStagingBytes), "cudaMallocHost (staging)"));
   staging_bytes_ = kStagingBytes;
@@ -345,7 +405,7 @@ absl::Status CudaBackend::Gemm(const Tensor& x, const Tensor& w, const Tensor& b
   // (w as K×N)ᵀ · (x as K×T).
   const cudaDataType_t type = CudaDataType(act_dtype_);
   return CublasCheck(
-      cublasGemmEx(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(n),
+      cublas_api_->gemm_ex(cublas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(n),
                    static_cast<int>(t), static_cast<int>(k), &alpha, w.data, type,
                    static_cast<int>(k), x.data, type, static_cast<int>(k), &beta, y.data,
                    type, static_cast<int>(n), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),

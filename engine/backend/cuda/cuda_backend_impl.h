@@ -30,6 +30,9 @@
 
 namespace hybridserve::engine {
 
+// The cuBLAS entry points the backend uses (loaded at run time).
+struct CublasApi;
+
 class CudaBackend final : public Backend {
  public:
   // Use CreateCudaBackend(); Init() is called by it.
@@ -131,6 +134,7 @@ class CudaBackend final : public Backend {
   int num_sms_ = 0;
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
+  const CublasApi* cublas_api_ = nullptr;  // cuBLAS entry points (dlopen)
   // Pinned host staging for CopyToDevice, [staging_bytes_] bytes, used as two
   // halves in turn; staging_done_[i] is recorded after half i's copy.
   void* staging_ = nullptr;
