@@ -400,6 +400,7 @@ absl::Status CudaBackend::Gemm(const Tensor& x, const Tensor& w, const Tensor& b
     HS_RETURN_IF_ERROR(CudaCheck(cuda::LaunchBroadcastRow(b, stream_), "Gemm bias"));
     beta = 1.0f;
   }
+  if (k == 0) return bias.empty() ? Zero(y) : absl::OkStatus();  // cuBLAS needs lda >= 1
   const float alpha = 1.0f;
   // Row-major y[T, N] = x[T, K]·w[N, K]ᵀ is, column-major, yᵀ[N, T] =
   // (w as K×N)ᵀ · (x as K×T).

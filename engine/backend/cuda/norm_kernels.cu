@@ -19,7 +19,7 @@ __device__ __forceinline__ float Silu(float v) { return v / (1.0f + expf(-v)); }
 // phase 2 writes the output; each element is read and written by the same
 // thread, so out may alias x.
 template <typename T>
-__global__ void RmsNormKernel(const T* __restrict__ x, T* residual,
+__global__ void RmsNormKernel(const T* x, T* residual,
                               const T* __restrict__ w, T* out, int64_t h,
                               float eps) {
   __shared__ float partial[32];
