@@ -259,6 +259,38 @@ TEST_P(DenseOpsParityTest, RopeFullAndPartial) {
   }
 }
 
+// FillUniform promises the same bits on every backend (random-weight models
+// are identical on the CPU and the GPU).
+TEST_P(DenseOpsParityTest, FillUniformIsBitwiseEqual) {
+  struct Case {
+    int64_t rows, cols;
+    uint64_t seed;
+    float lo, hi;
+  };
+  for (const Case& c : {Case{1000, 333, 1, -1.0f, 1.0f}, Case{4096, 4096, 1234, -0.02f, 0.02f},
+                        Case{1, 7, 99, 0.5f, 1.5f}}) {
+    const std::string tag = absl::StrCat("fill_", c.rows, "x", c.cols, "_seed", c.seed);
+    SCOPED_TRACE(tag);
+    const int64_t n = c.rows * c.cols;
+    std::vector<float> ref(n);
+    if (act() == DType::kF32) {
+      ASSERT_TRUE(cpu_.FillUniform(Tensor(ref.data(), DType::kF32, {c.rows, c.cols}), c.seed,
+                                   c.lo, c.hi).ok());
+    } else {
+      std::vector<uint16_t> raw(n);
+      ASSERT_TRUE(cpu_.FillUniform(Tensor(raw.data(), act(), {c.rows, c.cols}), c.seed, c.lo,
+                                   c.hi).ok());
+      engine::ConvertFloats(raw.data(), act(), ref.data(), DType::kF32, n);
+    }
+    HS_GPU_ASSIGN(DeviceTensor dt, Dev(Poison({c.rows, c.cols})));
+    absl::Status st = gpu_->FillUniform(dt.view, c.seed, c.lo, c.hi);
+    ASSERT_TRUE(st.ok()) << st;
+    HS_GPU_ASSIGN(std::vector<float> got, Get(dt));
+    FailureDump dump(tag);
+    dump.Check("fill_uniform", got, ref, {c.rows, c.cols}, {0.0, 0.0});
+  }
+}
+
 // ---- KvWrite + PagedAttention over a ragged batch
 
 struct AttnCase {
