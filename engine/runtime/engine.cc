@@ -94,6 +94,14 @@ absl::StatusOr<std::unique_ptr<Checkpoint>> EmptyCheckpoint() {
 
 }  // namespace
 
+uint64_t GpuCacheBudget(uint64_t total_bytes, uint64_t free_bytes, double fraction,
+                        uint64_t reserved_bytes) {
+  const double target = fraction * static_cast<double>(total_bytes);
+  const double used = static_cast<double>(total_bytes - std::min(free_bytes, total_bytes));
+  const double budget = target - used - static_cast<double>(reserved_bytes);
+  return budget > 0 ? static_cast<uint64_t>(budget) : 0;
+}
+
 std::string MemoryPlan::ToString() const {
   return absl::StrFormat(
       "memory plan: weights %.1f MiB, workspace %.1f MiB, KV cache %.1f MiB = "
@@ -208,20 +216,19 @@ absl::Status Engine::PlanMemory(const EngineOptions& o,
   std::string budget_flag = "--kv-cache-bytes";
   if (backend_->name() == "cuda") {
     HS_ASSIGN_OR_RETURN(CudaDeviceInfo info, QueryCudaDevice(0));
-    const uint64_t target =
-        static_cast<uint64_t>(o.gpu_memory_fraction * static_cast<double>(info.total_bytes));
-    const uint64_t used = info.total_bytes - info.free_bytes;
-    const uint64_t reserved = used + meta_bytes + logits_bytes + kGpuMarginBytes;
+    const uint64_t used = info.total_bytes - std::min(info.free_bytes, info.total_bytes);
+    const uint64_t reserved = meta_bytes + logits_bytes + kGpuMarginBytes;
+    budget = GpuCacheBudget(info.total_bytes, info.free_bytes, o.gpu_memory_fraction, reserved);
     log(absl::StrFormat(
         "GPU %s (sm_%d): %.1f MiB total, %.1f MiB in use after loading; "
-        "--gpu-memory-fraction %.3f gives %.1f MiB; reserved besides the caches %.1f MiB",
+        "--gpu-memory-fraction %.3f leaves %.1f MiB for the caches after %.1f MiB of "
+        "metadata, logits and margin",
         info.name, info.compute_capability, MiB(info.total_bytes), MiB(used),
-        o.gpu_memory_fraction, MiB(target), MiB(reserved)));
-    budget = target > reserved ? target - reserved : 0;
+        o.gpu_memory_fraction, MiB(budget), MiB(reserved)));
     budget_flag = absl::StrFormat(
         "the GPU budget (--gpu-memory-fraction %.3f of %d bytes, less %d bytes in use "
-        "and reserved)",
-        o.gpu_memory_fraction, info.total_bytes, reserved);
+        "and %d reserved)",
+        o.gpu_memory_fraction, info.total_bytes, used, reserved);
   }
   // KV reserve: one sequence of max_model_len must always fit.
   const uint64_t kv_reserve = has_kv ? max_blocks_per_seq_ * plan_.kv_bytes_per_block : 0;

@@ -61,6 +61,14 @@ struct EngineOptions {
 // max_position_embeddings (its memory per sequence does not grow with length).
 inline constexpr int64_t kDefaultSsmMaxModelLen = 1 << 20;
 
+// The budget for KV blocks and state slots on a GPU of `total_bytes` with
+// `free_bytes` free after the weights and workspace are loaded:
+// fraction × total − (total − free) − reserved_bytes, or 0 when that is not
+// positive. `reserved_bytes`: buffers still to come besides the caches and a
+// margin.
+uint64_t GpuCacheBudget(uint64_t total_bytes, uint64_t free_bytes, double fraction,
+                        uint64_t reserved_bytes);
+
 // The budget (kv_cache_bytes) is split as DESIGN.md 2.1 says: state slots =
 // min(max_num_seqs, what fits after a KV reserve of one max_model_len
 // sequence), KV blocks = the rest. A pure SSM model has no blocks; a pure

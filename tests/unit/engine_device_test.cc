@@ -161,6 +161,17 @@ INSTANTIATE_TEST_SUITE_P(Architectures, RandomWeightsTest,
                            return std::string(tools::TinyArchitectureName(info.param));
                          });
 
+TEST(GpuCacheBudgetTest, FractionOfTotalLessWhatIsInUseAndReserved) {
+  constexpr uint64_t kGiB = uint64_t{1} << 30;
+  // 0.9 × 100 GiB − 20 GiB in use − 1 GiB reserved.
+  EXPECT_EQ(GpuCacheBudget(100 * kGiB, 80 * kGiB, 0.9, kGiB), 69 * kGiB);
+  EXPECT_EQ(GpuCacheBudget(100 * kGiB, 80 * kGiB, 1.0, 0), 80 * kGiB);
+  // Nothing left, or over-committed: 0, never a wrapped-around huge number.
+  EXPECT_EQ(GpuCacheBudget(100 * kGiB, 80 * kGiB, 0.2, 0), 0u);
+  EXPECT_EQ(GpuCacheBudget(100 * kGiB, 80 * kGiB, 0.1, kGiB), 0u);
+  EXPECT_EQ(GpuCacheBudget(100 * kGiB, 200 * kGiB, 0.5, 0), 50 * kGiB);
+}
+
 TEST(FillUniformTest, CpuValuesAreInRangeSeededAndRoundedPerDtype) {
   CpuBackend cpu({.num_threads = 1});
   constexpr int64_t kN = 40000;
