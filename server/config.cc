@@ -66,6 +66,21 @@ ABSL_FLAG(int64_t, max_stop_string_bytes, 256, "Longest stop string, in bytes.")
 ABSL_FLAG(int64_t, outbox_events, 512,
           "Responses that may wait unread per stream; a client that falls this "
           "far behind is cancelled so it cannot stall the others.");
+ABSL_FLAG(int64_t, max_message_bytes, 4 << 20,
+          "Largest gRPC message a client may send, in bytes (the server's max "
+          "receive size); a larger one is refused with RESOURCE_EXHAUSTED giving "
+          "both sizes. Must exceed --max-input-bytes.");
+ABSL_FLAG(int64_t, max_prompt_tokens, 0,
+          "Most prompt tokens per request (text after tokenizing, or token_ids); "
+          "more is INVALID_ARGUMENT. 0 = only --max-model-len bounds the prompt.");
+ABSL_FLAG(int, max_new_tokens, 32768,
+          "Largest stopping.max_new_tokens a request may ask (INVALID_ARGUMENT "
+          "above it); also caps --default-max-new-tokens. Bounds how long one "
+          "request can run, which --max-model-len does not for pure SSM models.");
+ABSL_FLAG(int, max_streams_per_connection, 256,
+          "Most Generate (and other) calls one client connection may have open "
+          "at once (HTTP/2 MAX_CONCURRENT_STREAMS); further calls wait in the "
+          "client until one ends.");
 ABSL_FLAG(std::string, ready_file, "",
           "When set, once the server is ready this file gets the gRPC port on its "
           "first line, the metrics port on its second (-1: none) and, with "
@@ -116,21 +131,6 @@ void PrintHelp() {
   }
 }
 
-}  // namespace
-
-absl::StatusOr<ServerConfig> ParseServerFlags(int argc, char** argv) {
-  // --foo-bar → --foo_bar (only the name part), and our own --help.
-  std::vector<std::string> args;
-  for (int i = 0; i < argc; ++i) {
-    std::string a = argv[i];
-    if (i > 0 && a.rfind("--", 0) == 0) {
-      const size_t eq = a.find('=');
-      std::string name = a.substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
-      if (name == "help" || name == "helpfull") {
-        PrintHelp();
-        std::exit(0);
-      }
-      a = "--" + absl::StrReplaceAll(name, {{"-", "_"}}) +
 // TLS files, the health port and the API keys file: combinations, ranges, and
 // that each file can be read (its content is checked where it is used).
 absl::Status ValidateSecurity(const ServerConfig& c) {
@@ -159,6 +159,21 @@ absl::Status ValidateSecurity(const ServerConfig& c) {
   return absl::OkStatus();
 }
 
+}  // namespace
+
+absl::StatusOr<ServerConfig> ParseServerFlags(int argc, char** argv) {
+  // --foo-bar → --foo_bar (only the name part), and our own --help.
+  std::vector<std::string> args;
+  for (int i = 0; i < argc; ++i) {
+    std::string a = argv[i];
+    if (i > 0 && a.rfind("--", 0) == 0) {
+      const size_t eq = a.find('=');
+      std::string name = a.substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
+      if (name == "help" || name == "helpfull") {
+        PrintHelp();
+        std::exit(0);
+      }
+      a = "--" + absl::StrReplaceAll(name, {{"-", "_"}}) +
           (eq == std::string::npos ? "" : a.substr(eq));
     }
     args.push_back(std::move(a));
@@ -209,7 +224,16 @@ absl::Status ValidateSecurity(const ServerConfig& c) {
   c.max_stop_strings = absl::GetFlag(FLAGS_max_stop_strings);
   c.max_stop_string_bytes = absl::GetFlag(FLAGS_max_stop_string_bytes);
   c.outbox_events = absl::GetFlag(FLAGS_outbox_events);
+  c.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  c.max_prompt_tokens = absl::GetFlag(FLAGS_max_prompt_tokens);
+  c.max_new_tokens = absl::GetFlag(FLAGS_max_new_tokens);
+  c.max_streams_per_connection = absl::GetFlag(FLAGS_max_streams_per_connection);
   c.ready_file = absl::GetFlag(FLAGS_ready_file);
+  c.tls_cert = absl::GetFlag(FLAGS_tls_cert);
+  c.tls_key = absl::GetFlag(FLAGS_tls_key);
+  c.tls_client_ca = absl::GetFlag(FLAGS_tls_client_ca);
+  c.health_port = absl::GetFlag(FLAGS_health_port);
+  c.api_keys_file = absl::GetFlag(FLAGS_api_keys_file);
   return c;
 }
 
@@ -229,11 +253,6 @@ absl::Status Validate(const ServerConfig& c) {
     return bad("--max-batched-tokens (", c.max_batched_tokens,
                ") must be >= --max-num-seqs (", c.max_num_seqs, ")");
   }
-  c.tls_cert = absl::GetFlag(FLAGS_tls_cert);
-  c.tls_key = absl::GetFlag(FLAGS_tls_key);
-  c.tls_client_ca = absl::GetFlag(FLAGS_tls_client_ca);
-  c.health_port = absl::GetFlag(FLAGS_health_port);
-  c.api_keys_file = absl::GetFlag(FLAGS_api_keys_file);
   if (c.max_model_len < 0) return bad("--max-model-len must be >= 0, got ", c.max_model_len);
   if (c.block_tokens < 1 || c.block_tokens > 1024) {
     return bad("--block-tokens must be in [1, 1024], got ", c.block_tokens);
@@ -251,6 +270,18 @@ absl::Status Validate(const ServerConfig& c) {
     return bad("--max-stop-strings must be >= 0 and --max-stop-string-bytes >= 1");
   }
   if (c.outbox_events < 2) return bad("--outbox-events must be >= 2, got ", c.outbox_events);
+  if (c.max_message_bytes <= c.max_input_bytes || c.max_message_bytes > (int64_t{1} << 31) - 1) {
+    return bad("--max-message-bytes must be > --max-input-bytes (", c.max_input_bytes,
+               ") and < 2^31, got ", c.max_message_bytes);
+  }
+  if (c.max_prompt_tokens < 0) {
+    return bad("--max-prompt-tokens must be >= 0 (0: no limit but --max-model-len), got ",
+               c.max_prompt_tokens);
+  }
+  if (c.max_new_tokens < 1) return bad("--max-new-tokens must be >= 1, got ", c.max_new_tokens);
+  if (c.max_streams_per_connection < 1) {
+    return bad("--max-streams-per-connection must be >= 1, got ", c.max_streams_per_connection);
+  }
   if (absl::Status st = ValidateSecurity(c); !st.ok()) return st;
   return absl::OkStatus();
 }

@@ -36,12 +36,12 @@ struct ServerConfig {
   int64_t max_stop_strings = 16;
   int64_t max_stop_string_bytes = 256;
   int64_t outbox_events = 512;
+  // Limits on what one client may ask (DESIGN.md section 5).
+  int64_t max_message_bytes = 4 << 20;      // gRPC receive size
+  int64_t max_prompt_tokens = 0;            // 0: only --max-model-len bounds the prompt
+  int32_t max_new_tokens = 32768;           // cap on stopping.max_new_tokens
+  int32_t max_streams_per_connection = 256; // HTTP/2 concurrent streams
   std::string ready_file;  // written with the ports once serving
-};
-
-// Parses argv (flags may be spelled --foo-bar or --foo_bar). Prints usage and
-// exits on --help. Errors name the flag and the allowed values.
-absl::StatusOr<ServerConfig> ParseServerFlags(int argc, char** argv);
   // Security (docs/deploy.md): TLS on the main port, mutual TLS with a client
   // CA, a plaintext health-only port, API keys.
   std::string tls_cert;       // PEM certificate chain; with tls_key, or neither
@@ -49,6 +49,11 @@ absl::StatusOr<ServerConfig> ParseServerFlags(int argc, char** argv);
   std::string tls_client_ca;  // PEM CA bundle: clients must present a cert it signed
   int health_port = -1;       // plaintext grpc.health.v1.Health; 0: a free port; -1: off
   std::string api_keys_file;  // '<name> <key>' lines; empty: no keys needed
+};
+
+// Parses argv (flags may be spelled --foo-bar or --foo_bar). Prints usage and
+// exits on --help. Errors name the flag and the allowed values.
+absl::StatusOr<ServerConfig> ParseServerFlags(int argc, char** argv);
 
 // Checks ranges and combinations; errors name the flag.
 absl::Status Validate(const ServerConfig& config);

@@ -14,17 +14,18 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "engine/runtime/engine.h"
+#include "engine/runtime/self_check.h"
 #include "engine/tokenizer/tokenizer.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "scheduler/engine_loop.h"
-#include "server/config.h"
 #include "server/api_keys.h"
+#include "server/config.h"
 #include "server/inference_service.h"
 #include "server/metrics.h"
-
 #include "server/tls.h"
+
 namespace hybridserve::server {
 namespace {
 
@@ -53,8 +54,8 @@ int Serve(int argc, char** argv) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   sigaddset(&signals, SIGHUP);  // reloads --api-keys-file
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   // Abseil's mutex deadlock detector costs a graph update per lock; the
   // lock order here is simple and covered by tests.
@@ -63,7 +64,6 @@ int Serve(int argc, char** argv) {
   if (!parsed.ok()) return Fail(parsed.status());
   const ServerConfig& config = *parsed;
   if (absl::Status st = Validate(config); !st.ok()) return Fail(st);
-
   // TLS files and API keys are checked before the model loads: a bad file fails fast.
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials = MainPortCredentials(config);
   if (!credentials.ok()) return Fail(credentials.status());
@@ -79,6 +79,7 @@ int Serve(int argc, char** argv) {
     Log(absl::StrCat("API keys: ", key_names.size(), " loaded from ", config.api_keys_file, " (",
                      absl::StrJoin(key_names, ", "), ")"));
   }
+
   engine::EngineOptions eo;
   eo.model_dir = config.model;
   eo.device = config.device;
@@ -127,6 +128,9 @@ int Serve(int argc, char** argv) {
   lo.max_batched_tokens = config.max_batched_tokens;
   lo.max_queue = config.max_queue;
   scheduler::EngineLoop loop(engine->get(), tokenizer->get(), lo);
+  Log(absl::StrCat("self-check: GEMM on the ", (*engine)->device_name(),
+                   " backend against a plain loop"));
+  if (absl::Status st = engine::RunSelfChecks((*engine)->backend()); !st.ok()) return Fail(st);
   Log("warm-up step");
   const absl::Time warm_start = absl::Now();
   if (absl::Status st = loop.Warmup(); !st.ok()) return Fail(st);
@@ -145,30 +149,20 @@ int Serve(int argc, char** argv) {
   model.loop = &loop;
 
   InferenceService service(&model);
+  metrics.AddKeyNames(key_names);
+  service.RequireApiKeys(&api_keys, &metrics);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
-  metrics.AddKeyNames(key_names);
-  service.RequireApiKeys(&api_keys, &metrics);
   builder.AddListeningPort(absl::StrCat(config.host, ":", config.port),
                            *credentials, &port);
   builder.RegisterService(&service);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(config.max_message_bytes));
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, config.max_streams_per_connection);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     return Fail(absl::UnavailableError(absl::StrCat("cannot listen on ", config.host, ":", config.port)));
-  }
-  loop.Start();
-  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
-  health->SetServingStatus(true);
-  health->SetServingStatus(v1::Inference::service_full_name(), true);
-  Log(absl::StrCat("serving '", model.served_name, "' on ", config.host, ":", port,
-                   " (gRPC hybridserve.v1.Inference, ", TransportName(config),
-                   "; health and reflection enabled", api_keys.enabled() ? "; API keys required" : "",
-                   ")"));
-  if (health_port) {
-    Log(absl::StrCat("plaintext health on ", config.host, ":", health_port->port(),
-                     " (grpc.health.v1.Health only)"));
   }
   std::unique_ptr<HealthPortServer> health_port;
   if (config.health_port >= 0) {
@@ -177,6 +171,19 @@ int Serve(int argc, char** argv) {
     if (!started.ok()) return Fail(started.status());
     health_port = *std::move(started);
   }
+  loop.Start();
+  grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
+  health->SetServingStatus(true);
+  health->SetServingStatus(v1::Inference::service_full_name(), true);
+  if (health_port) health_port->SetServing(v1::Inference::service_full_name(), true);
+  Log(absl::StrCat("serving '", model.served_name, "' on ", config.host, ":", port,
+                   " (gRPC hybridserve.v1.Inference, ", TransportName(config),
+                   "; health and reflection enabled", api_keys.enabled() ? "; API keys required" : "",
+                   ")"));
+  if (health_port) {
+    Log(absl::StrCat("plaintext health on ", config.host, ":", health_port->port(),
+                     " (grpc.health.v1.Health only)"));
+  }
   if (!config.ready_file.empty()) {
     const std::string tmp = config.ready_file + ".tmp";
     std::ofstream ready(tmp);
@@ -184,7 +191,6 @@ int Serve(int argc, char** argv) {
     if (health_port) ready << health_port->port() << "\n";
     ready.close();
     std::rename(tmp.c_str(), config.ready_file.c_str());
-  if (health_port) health_port->SetServing(v1::Inference::service_full_name(), true);
   }
 
   int signal_number = 0;
@@ -206,21 +212,21 @@ int Serve(int argc, char** argv) {
                    absl::FormatDuration(config.drain_timeout), ")"));
   health->SetServingStatus(false);
   health->SetServingStatus(v1::Inference::service_full_name(), false);
+  if (health_port) health_port->SetServing(v1::Inference::service_full_name(), false);
   service.StopAccepting();
   loop.BeginDrain();
   if (!loop.WaitUntilIdle(absl::Now() + config.drain_timeout)) {
     const int ended = loop.CancelAll(absl::UnavailableError("the server shut down before the request finished"));
     Log(absl::StrCat("drain timeout: cancelled ", ended, " requests"));
   }
-  if (health_port) health_port->SetServing(v1::Inference::service_full_name(), false);
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  if (health_port) health_port->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
   loop.Stop();
   Log("stopped");
   return 0;
 }
 
 }  // namespace
-  if (health_port) health_port->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
 }  // namespace hybridserve::server
 
 int main(int argc, char** argv) { return hybridserve::server::Serve(argc, argv); }

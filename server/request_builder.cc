@@ -1,5 +1,6 @@
 #include "server/request_builder.h"
 
+#include <algorithm>
 #include <random>
 #include <string>
 
@@ -92,6 +93,10 @@ absl::StatusOr<std::unique_ptr<scheduler::Request>> BuildRequest(
   }
   const int64_t prompt_len = static_cast<int64_t>(r->prompt_ids.size());
   if (prompt_len == 0) return Invalid("input: the prompt is empty");
+  if (c.max_prompt_tokens > 0 && prompt_len > c.max_prompt_tokens) {
+    return Invalid("input: the prompt has ", prompt_len, " tokens, more than the limit of ",
+                   c.max_prompt_tokens, " (--max-prompt-tokens)");
+  }
   if (prompt_len >= m.max_model_len) {
     return Invalid("input: the prompt has ", prompt_len, " tokens; the model's limit is ",
                    m.max_model_len, " tokens (--max-model-len) including at least one generated token");
@@ -104,6 +109,10 @@ absl::StatusOr<std::unique_ptr<scheduler::Request>> BuildRequest(
     if (s.max_new_tokens() <= 0) {
       return Invalid("stopping.max_new_tokens must be >= 1, got ", s.max_new_tokens());
     }
+    if (s.max_new_tokens() > c.max_new_tokens) {
+      return Invalid("stopping.max_new_tokens: ", s.max_new_tokens(), " exceeds the limit of ",
+                     c.max_new_tokens, " (--max-new-tokens)");
+    }
     if (m.memory.num_blocks > 0 && s.max_new_tokens() > room) {
       return Invalid("stopping.max_new_tokens: prompt (", prompt_len, " tokens) + max_new_tokens (",
                      s.max_new_tokens(), ") exceeds the model's limit of ", m.max_model_len,
@@ -111,7 +120,8 @@ absl::StatusOr<std::unique_ptr<scheduler::Request>> BuildRequest(
     }
     r->stop.max_new_tokens = s.max_new_tokens();
   } else {
-    r->stop.max_new_tokens = static_cast<int32_t>(std::min<int64_t>(c.default_max_new_tokens, room));
+    r->stop.max_new_tokens = static_cast<int32_t>(
+        std::min<int64_t>({c.default_max_new_tokens, c.max_new_tokens, room}));
   }
   if (s.min_new_tokens() < 0 || s.min_new_tokens() > r->stop.max_new_tokens) {
     return Invalid("stopping.min_new_tokens must be in [0, max_new_tokens = ", r->stop.max_new_tokens,
