@@ -151,10 +151,12 @@ run() {
   } > "$summary"
 
   # Library path: ours, then CUDA's cuBLAS, then fallbacks the machine lacks.
-  local ldp="$work/lib"
-  for l in libcublas.so.13 libcublasLt.so.13; do
-    while read -r d; do [[ -n "$d" ]] && ldp="$ldp:$d"; done < <(find_lib_dirs "$l")
-  done
+  # (The CUDA backend dlopens libcublas.so.13 at its first use: ldd does not
+  # list it.)
+  local ldp="$work/lib" cublas_dirs
+  cublas_dirs="$(find_lib_dirs libcublas.so.13)"
+  [[ -n "$cublas_dirs" ]] || echo "WARNING: libcublas.so.13 not found on this machine" >> "$summary"
+  while read -r d; do [[ -n "$d" ]] && ldp="$ldp:$d"; done <<< "$cublas_dirs"
   for f in "$work"/lib-fallback/*; do
     [[ -e "$f" ]] || continue
     if ! ldconfig -p 2>/dev/null | grep -q "^[[:space:]]*$(basename "$f") "; then
