@@ -331,7 +331,7 @@ int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 template <typename T, int kDPad, int kRows>
 cudaError_t LaunchTyped(const PagedAttentionParams& p, cudaStream_t stream) {
-  constexpr int kU = kRows <= 2 ? 4 : 2;
+  constexpr int kU = kRows <= 4 ? 4 : 2;
   const int64_t group = p.num_heads / p.num_kv_heads;
   const int64_t tiles = CeilDiv(p.max_query_len * group, kRows);
   const int64_t seq_heads = p.num_seqs * p.num_kv_heads;
@@ -339,7 +339,7 @@ cudaError_t LaunchTyped(const PagedAttentionParams& p, cudaStream_t stream) {
 
   // Split the context when the grid alone would not fill the device.
   const int64_t base_blocks = seq_heads * tiles;
-  const int64_t target_blocks = 4 * static_cast<int64_t>(std::max(p.num_sms, 1));
+  const int64_t target_blocks = 16 * static_cast<int64_t>(std::max(p.num_sms, 1));
   int64_t num_splits = 1;
   if (base_blocks < target_blocks && p.max_context_len > kMinSplitTokens) {
     num_splits = std::min({CeilDiv(target_blocks, base_blocks),
