@@ -41,7 +41,7 @@ KEYS = {
 }
 WRONG_KEY = "wrong-Mz4Rq7Ks2Xn9Bt6W"
 PROMPT_MARKER = "quokka-sunrise-prompt-marker"
-SHORT_TIMEOUT_S = 30
+SHORT_TIMEOUT_S = 120  # generous: sanitizer builds on a busy 2-core machine
 
 work = None
 certs = None
