@@ -67,6 +67,12 @@ absl::StatusOr<std::map<std::string, std::string>> ReadWeightMap(
 
 }  // namespace
 
+std::unique_ptr<Checkpoint> Checkpoint::Empty(const std::filesystem::path& dir) {
+  std::unique_ptr<Checkpoint> ckpt(new Checkpoint());
+  ckpt->dir_ = dir;
+  return ckpt;
+}
+
 absl::StatusOr<std::unique_ptr<Checkpoint>> Checkpoint::Open(
     const std::filesystem::path& dir) {
   std::error_code ec;

@@ -30,6 +30,9 @@ class Checkpoint {
   // the weight_map are available too.
   static absl::StatusOr<std::unique_ptr<Checkpoint>> Open(
       const std::filesystem::path& dir);
+  // A checkpoint with no tensors (random weights: the models are built from
+  // config.json alone and never read it). `dir` only names it in errors.
+  static std::unique_ptr<Checkpoint> Empty(const std::filesystem::path& dir);
 
   const std::filesystem::path& dir() const { return dir_; }
   // nullptr when absent.

@@ -134,6 +134,7 @@ int Serve(int argc, char** argv) {
   Log("warm-up step");
   const absl::Time warm_start = absl::Now();
   if (absl::Status st = loop.Warmup(); !st.ok()) return Fail(st);
+  (*engine)->FinishWarmup();  // no device allocation in the step loop from here
   Log(absl::StrFormat("warm-up done in %.2f s", absl::ToDoubleSeconds(absl::Now() - warm_start)));
 
   ModelContext model;

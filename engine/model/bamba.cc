@@ -22,7 +22,8 @@ absl::StatusOr<std::unique_ptr<BambaModel>> BambaModel::Load(
   const int64_t qd = config.num_attention_heads * config.head_dim;
   const int64_t kvd = config.num_kv_heads * config.head_dim;
 
-  WeightLoader loader(&checkpoint, backend, options.weight_precision);
+  WeightLoader loader(&checkpoint, backend, options.weight_precision,
+                      options.random_weights_seed);
   loader.Add("model.embed_tokens.weight", {config.vocab_size, h}, &m->embed_);
   m->layers_.resize(config.num_layers);
   int64_t num_attention = 0, num_mamba = 0;

@@ -21,7 +21,8 @@ absl::StatusOr<std::unique_ptr<LlamaModel>> LlamaModel::Load(
   const int64_t qd = config.num_attention_heads * config.head_dim;
   const int64_t kvd = config.num_kv_heads * config.head_dim;
 
-  WeightLoader loader(&checkpoint, backend, options.weight_precision);
+  WeightLoader loader(&checkpoint, backend, options.weight_precision,
+                      options.random_weights_seed);
   loader.Add("model.embed_tokens.weight", {config.vocab_size, h}, &m->embed_);
   m->layers_.resize(config.num_layers);
   for (int64_t i = 0; i < config.num_layers; ++i) {

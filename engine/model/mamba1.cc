@@ -25,7 +25,8 @@ absl::StatusOr<std::unique_ptr<Mamba1Model>> Mamba1Model::Load(
   std::unique_ptr<Mamba1Model> m(new Mamba1Model(config, backend));
   const SsmConfig& s = config.ssm;
   const int64_t h = config.hidden_size, di = s.d_inner, n = s.d_state, r = s.dt_rank;
-  WeightLoader loader(&checkpoint, backend, options.weight_precision);
+  WeightLoader loader(&checkpoint, backend, options.weight_precision,
+                      options.random_weights_seed);
   const std::string embed_name = checkpoint.Find("backbone.embeddings.weight") == nullptr &&
                                          checkpoint.Find("backbone.embedding.weight") != nullptr
                                      ? "backbone.embedding.weight"

@@ -18,7 +18,8 @@ absl::StatusOr<std::unique_ptr<Mamba2Model>> Mamba2Model::Load(
   }
   std::unique_ptr<Mamba2Model> m(new Mamba2Model(config, backend));
   const int64_t h = config.hidden_size;
-  WeightLoader loader(&checkpoint, backend, options.weight_precision);
+  WeightLoader loader(&checkpoint, backend, options.weight_precision,
+                      options.random_weights_seed);
   // mamba_ssm-converted checkpoints name it "embedding" (transformers renames
   // it on load).
   const std::string embed_name = checkpoint.Find("backbone.embeddings.weight") == nullptr &&

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -57,6 +58,9 @@ struct ModelLoadOptions {
   int64_t max_logits_rows = 0;
   // Called with a progress line now and then while loading; may be empty.
   std::function<void(const std::string&)> progress;
+  // When set, no tensor is read: every weight is filled on the device with
+  // seeded values (see WeightLoader).
+  std::optional<uint64_t> random_weights_seed;
 };
 
 class Model {

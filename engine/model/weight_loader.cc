@@ -29,9 +29,6 @@ Tensor MakeTensor(void* data, DType dtype, const std::vector<int64_t>& shape) {
   return t;
 }
 
-// The seed of the live ScopedRandomWeights of this thread, if any.
-thread_local std::optional<uint64_t> random_weights_seed;
-
 // FNV-1a, to derive a tensor's stream from its name.
 uint64_t HashName(const std::string& name) {
   uint64_t h = 1469598103934665603ull;
@@ -55,7 +52,7 @@ struct Range {
   float hi;
 };
 
-// See ScopedRandomWeights. `shape` is the part's own shape.
+// See the header's random-weights comment. `shape` is the part's own shape.
 Range RandomRange(const std::string& name, const std::vector<int64_t>& shape) {
   if (EndsWith(name, "A_log")) {
     const double top = shape.size() >= 2 ? std::log(static_cast<double>(shape[1]))
@@ -77,19 +74,12 @@ Range RandomRange(const std::string& name, const std::vector<int64_t>& shape) {
 
 }  // namespace
 
-ScopedRandomWeights::ScopedRandomWeights(uint64_t seed) {
-  HS_CHECK(!random_weights_seed.has_value());
-  random_weights_seed = seed;
-}
-
-ScopedRandomWeights::~ScopedRandomWeights() { random_weights_seed.reset(); }
-
 WeightLoader::WeightLoader(const Checkpoint* checkpoint, Backend* backend,
-                           DType weight_precision)
+                           DType weight_precision, std::optional<uint64_t> random_seed)
     : checkpoint_(checkpoint),
       backend_(backend),
       precision_(weight_precision),
-      random_seed_(random_weights_seed) {}
+      random_seed_(random_seed) {}
 
 absl::Status WeightLoader::FillRandom(const Planned& p) {
   const DType act = backend_->act_dtype();

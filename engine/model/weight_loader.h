@@ -18,10 +18,10 @@
 
 namespace hybridserve::engine {
 
-// Random weights (EngineOptions::random_weights_seed): while one of these is
-// alive, WeightLoaders constructed on the same thread do not read the
-// checkpoint (which may hold no tensors) but fill every planned tensor on the
-// device with Backend::FillUniform, seeded by `seed` and the tensor's name:
+// Random weights (ModelLoadOptions::random_weights_seed): a WeightLoader given
+// a seed does not read the checkpoint (which may hold no tensors) but fills
+// every planned tensor on the device with Backend::FillUniform, seeded by the
+// seed and the tensor's name:
 //   * norm weights and D: 1; biases: 0;
 //   * matrices (rank >= 2): uniform in ±1/sqrt(fan-in), fan-in = the product
 //     of the dims after the first (conv1d weights: d_conv);
@@ -30,23 +30,13 @@ namespace hybridserve::engine {
 //   * dt_bias / dt_proj.bias: uniform between softplus⁻¹(0.001) and
 //     softplus⁻¹(0.1) (the dt range transformers initialises Mamba with).
 // Values are drawn in the backend's act dtype (the weight precision rounding
-// of Load does not apply). Used by Engine::Create only; not nestable.
-// A random-weights flag in ModelLoadOptions and a Checkpoint without files
-// would make this scope unnecessary.
-class ScopedRandomWeights {
- public:
-  explicit ScopedRandomWeights(uint64_t seed);
-  ~ScopedRandomWeights();
-  ScopedRandomWeights(const ScopedRandomWeights&) = delete;
-  ScopedRandomWeights& operator=(const ScopedRandomWeights&) = delete;
-};
-
+// of Load does not apply).
 class WeightLoader {
  public:
-  // Reads `checkpoint`, or fills random values when constructed inside a
-  // ScopedRandomWeights.
-  WeightLoader(const Checkpoint* checkpoint, Backend* backend,
-               DType weight_precision);
+  // Reads `checkpoint`, or fills seeded random values when `random_seed` is
+  // set (see above).
+  WeightLoader(const Checkpoint* checkpoint, Backend* backend, DType weight_precision,
+               std::optional<uint64_t> random_seed = std::nullopt);
 
   // Plans a device tensor of `shape` made of the checkpoint tensors `parts`
   // stacked along the first dimension (each part's shape is `shape` with its own

@@ -1,13 +1,9 @@
 #include "engine/runtime/engine.h"
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cstring>
-#include <filesystem>
 #include <optional>
-#include <system_error>
-#include <unistd.h>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -15,7 +11,6 @@
 #include "engine/backend/cpu/cpu_backend.h"
 #include "engine/backend/cuda/cuda_backend.h"
 #include "engine/checkpoint.h"
-#include "engine/safetensors.h"
 #include "engine/model/bamba.h"
 #include "engine/model/llama.h"
 #include "engine/model/mamba1.h"
@@ -69,29 +64,6 @@ absl::StatusOr<std::unique_ptr<Backend>> MakeBackend(
       "--device must be auto, cpu or cuda, got '", o.device, "'"));
 }
 
-// A checkpoint with no tensors, for random weights (the models' loaders take
-// a Checkpoint; under ScopedRandomWeights they never read it): a safetensors
-// file without tensors in a temporary folder, removed once opened.
-absl::StatusOr<std::unique_ptr<Checkpoint>> EmptyCheckpoint() {
-  static std::atomic<int> counter{0};
-  std::error_code ec;
-  const std::filesystem::path dir =
-      std::filesystem::temp_directory_path(ec) /
-      absl::StrCat("hs-random-weights-", getpid(), "-", counter++);
-  if (ec || !std::filesystem::create_directories(dir, ec)) {
-    return absl::InternalError(absl::StrCat("random weights: cannot create ", dir.string(),
-                                            ": ", ec.message()));
-  }
-  absl::StatusOr<std::unique_ptr<Checkpoint>> checkpoint;
-  if (absl::Status st = WriteSafetensors(dir / "model.safetensors", {}, {}); !st.ok()) {
-    checkpoint = st;
-  } else {
-    checkpoint = Checkpoint::Open(dir);
-  }
-  std::filesystem::remove_all(dir, ec);
-  return checkpoint;
-}
-
 }  // namespace
 
 uint64_t GpuCacheBudget(uint64_t total_bytes, uint64_t free_bytes, double fraction,
@@ -143,11 +115,9 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& opti
                    options.random_weights_seed.has_value()
                        ? absl::StrCat(" (random, seed ", *options.random_weights_seed, ")")
                        : std::string()));
-  std::optional<ScopedRandomWeights> random_weights;
   std::unique_ptr<Checkpoint> checkpoint;
   if (options.random_weights_seed.has_value()) {
-    random_weights.emplace(*options.random_weights_seed);
-    HS_ASSIGN_OR_RETURN(checkpoint, EmptyCheckpoint());
+    checkpoint = Checkpoint::Empty(options.model_dir);
   } else {
     HS_ASSIGN_OR_RETURN(checkpoint, Checkpoint::Open(options.model_dir));
   }
@@ -157,6 +127,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& opti
   load.max_num_tokens = options.max_num_tokens;
   load.max_logits_rows = e->logits_slice_rows_;
   load.progress = options.log;
+  load.random_weights_seed = options.random_weights_seed;
   const std::string& arch = e->config_.architecture;
   if (arch == "LlamaForCausalLM") {
     HS_ASSIGN_OR_RETURN(e->model_, LlamaModel::Load(e->config_, *checkpoint,
@@ -174,7 +145,6 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& opti
     return absl::UnimplementedError(
         absl::StrCat("architecture ", arch, " has no model graph yet"));
   }
-  random_weights.reset();
   HS_RETURN_IF_ERROR(e->PlanMemory(options, log));
   log(e->plan_.ToString());
   return e;
