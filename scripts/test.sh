@@ -2,11 +2,11 @@
 # Installs what is missing, builds, and runs the whole test suite, printing each
 # stage's time. This is the README's test command and what CI runs.
 #   scripts/test.sh            all stages
-#   HS_STAGES="build" scripts/test.sh   only some (setup, python, build, asan, fuzz)
+#   HS_STAGES="build" scripts/test.sh   only some (setup, python, build, asan, tsan, fuzz)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-stages=${HS_STAGES:-"setup python build asan fuzz"}
+stages=${HS_STAGES:-"setup python build asan tsan fuzz"}
 jobs=$(nproc)
 export CCACHE_DIR=${CCACHE_DIR:-$root/.ccache}
 declare -a report=()
@@ -37,6 +37,7 @@ stage_asan() {
      ctest --output-on-failure -j "$jobs" --timeout 1800 -LE no_sanitizer)
 }
 
+stage_tsan() { bash scripts/tsan.sh build-tsan; }
 stage_fuzz() { bash scripts/fuzz.sh "${HS_FUZZ_SECONDS:-30}"; }
 
 for s in $stages; do
