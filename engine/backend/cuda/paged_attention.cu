@@ -1,7 +1,11 @@
 #include "engine/backend/cuda/paged_attention.h"
 
+#include <mma.h>
+
 #include <algorithm>
+#include <climits>
 #include <cstdint>
+#include <type_traits>
 
 namespace hybridserve::engine::cuda {
 namespace {
@@ -93,7 +97,7 @@ __device__ __forceinline__ float SafeOffset(float m) {
 // writes the unnormalized accumulator and (m, l) to the partials.
 template <typename T, int kDPad, int kRows, int kU>
 __global__ void __launch_bounds__(kThreads)
-    PagedAttentionKernel(const PagedAttentionParams p, int split_tokens,
+    PagedAttentionKernel(const PagedAttentionParams p, int split_tokens, int max_new_tokens,
                          float* __restrict__ part_acc, float* __restrict__ part_ml) {
   constexpr int kLanesPerRow = kDPad / 8;
   constexpr int kGroups = 32 / kLanesPerRow;
@@ -107,6 +111,7 @@ __global__ void __launch_bounds__(kThreads)
   const int group = p.num_heads / p.num_kv_heads;
   const int q_begin = p.query_start[seq];
   const int n_new = p.query_start[seq + 1] - q_begin;
+  if (n_new > max_new_tokens) return;  // the tensor-core kernel's sequence
   const int total_rows = n_new * group;
   const int row0 = static_cast<int>(blockIdx.y) * kRows;
   if (row0 >= total_rows) return;  // uniform over the block
@@ -327,13 +332,201 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+// ---------------------------------------------------------------------------
+// Tensor-core kernel for sequences with many new tokens (bf16 / f16, head_dim
+// 64 or 128). One block per (sequence x KV head, tile of kTcRows query rows);
+// warp w owns rows [16w, 16w + 16) of the tile. Per tile of kTcKeys keys the
+// block stages K and V in shared memory (16-byte loads through the block
+// table); each warp computes S = Q·Kᵀ with WMMA (f32 accumulators), runs the
+// online softmax on S in shared memory (two lanes per row), writes P in the
+// element type and rescales its f32 output rows, then O += P·V with WMMA,
+// O living in shared memory between tiles.
+namespace wmma = nvcuda::wmma;
+constexpr int kTcRows = 64;
+constexpr int kTcKeys = 64;
+// Sequences with more new tokens than this go to the tensor-core kernel.
+constexpr int kTcMinNewTokens = 16;
+
+template <int kD>
+struct TcLayout {
+  static constexpr int kLdQ = kD + 8;       // sQ, sK, sV rows (elements)
+  static constexpr int kLdS = kTcKeys + 4;  // sS rows (f32)
+  static constexpr int kLdP = kTcKeys + 8;  // sP rows (elements)
+  static constexpr int kLdO = kD + 4;       // sO rows (f32)
+  // Byte offsets; every WMMA tile pointer stays 32-byte aligned.
+  static constexpr size_t kQ = 0;                                    // [kTcRows][kLdQ]
+  static constexpr size_t kK = kQ + size_t{kTcRows} * kLdQ * 2;     // [kTcKeys][kLdQ]
+  static constexpr size_t kV = kK + size_t{kTcKeys} * kLdQ * 2;     // [kTcKeys][kLdQ]
+  static constexpr size_t kS = kV + size_t{kTcKeys} * kLdQ * 2;     // [warps][16][kLdS]
+  static constexpr size_t kP = kS + size_t{kWarps} * 16 * kLdS * 4;  // [warps][16][kLdP]
+  static constexpr size_t kO = kP + size_t{kWarps} * 16 * kLdP * 2;  // [warps][16][kLdO]
+  static constexpr size_t kBytes = kO + size_t{kWarps} * 16 * kLdO * 4;
+};
+
+template <typename T, int kD>
+__global__ void __launch_bounds__(kThreads, 1)
+    PagedAttentionTcKernel(const PagedAttentionParams p) {
+  using L = TcLayout<kD>;
+  constexpr int kVecs = kD / 8;  // 16-byte vectors per row
+  extern __shared__ __align__(128) float4 tc_smem4[];
+  char* smem = reinterpret_cast<char*>(tc_smem4);
+  const int warp = threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  T* s_q = reinterpret_cast<T*>(smem + L::kQ);
+  T* s_k = reinterpret_cast<T*>(smem + L::kK);
+  T* s_v = reinterpret_cast<T*>(smem + L::kV);
+  float* s_s = reinterpret_cast<float*>(smem + L::kS) + warp * 16 * L::kLdS;
+  T* s_p = reinterpret_cast<T*>(smem + L::kP) + warp * 16 * L::kLdP;
+  float* s_o = reinterpret_cast<float*>(smem + L::kO) + warp * 16 * L::kLdO;
+
+  const int kv_head = static_cast<int>(blockIdx.x % p.num_kv_heads);
+  const int64_t seq = blockIdx.x / p.num_kv_heads;
+  const int group = p.num_heads / p.num_kv_heads;
+  const int q_begin = p.query_start[seq];
+  const int n_new = p.query_start[seq + 1] - q_begin;
+  if (n_new <= kTcMinNewTokens) return;  // the scalar kernel's sequence
+  const int total_rows = n_new * group;
+  const int row0 = static_cast<int>(blockIdx.y) * kTcRows;
+  if (row0 >= total_rows) return;  // uniform over the block
+  const int first_pos = p.context_len[seq] - n_new;
+  const int key_end = first_pos + (min(row0 + kTcRows, total_rows) - 1) / group + 1;
+
+  const T* q = static_cast<const T*>(p.q);
+  for (int idx = threadIdx.x; idx < kTcRows * kVecs; idx += kThreads) {
+    const int r = idx / kVecs, c = (idx % kVecs) * 8;
+    const int row = row0 + r;
+    uint4 v = make_uint4(0u, 0u, 0u, 0u);
+    if (row < total_rows) {
+      const int64_t qrow = (static_cast<int64_t>(q_begin) + row / group) * p.num_heads +
+                           kv_head * group + row % group;
+      v = __ldg(reinterpret_cast<const uint4*>(q + qrow * kD + c));
+    }
+    *reinterpret_cast<uint4*>(s_q + r * L::kLdQ + c) = v;
+  }
+  for (int i = lane; i < 16 * L::kLdO; i += 32) s_o[i] = 0.0f;
+  // Lanes 2r and 2r + 1 own row r of the warp's 16, keys / dims split in halves.
+  const int r_local = lane / 2, half = lane % 2;
+  const int my_row = row0 + warp * 16 + r_local;
+  const int my_pos = my_row < total_rows ? first_pos + my_row / group : -1;
+  float m = -INFINITY, l = 0.0f;
+  const float score_scale = p.scale * kLog2e;
+  __syncthreads();
+
+  wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> qf[kD / 16];
+#pragma unroll
+  for (int kk = 0; kk < kD / 16; ++kk) {
+    wmma::load_matrix_sync(qf[kk], s_q + warp * 16 * L::kLdQ + kk * 16, L::kLdQ);
+  }
+
+  const T* k_cache = static_cast<const T*>(p.k_cache);
+  const T* v_cache = static_cast<const T*>(p.v_cache);
+  const int64_t kv_row = static_cast<int64_t>(p.num_kv_heads) * kD;
+  const int32_t* table = p.block_table + seq * p.max_blocks_per_seq;
+  const int bt = p.block_tokens;
+  for (int kb = 0; kb < key_end; kb += kTcKeys) {  // uniform over the block
+    __syncthreads();  // the previous K/V tile is consumed
+    for (int idx = threadIdx.x; idx < kTcKeys * kVecs; idx += kThreads) {
+      const int j = idx / kVecs, c = (idx % kVecs) * 8;
+      const int key = kb + j;
+      uint4 kv = make_uint4(0u, 0u, 0u, 0u), vv = kv;
+      if (key < key_end) {
+        const int64_t block = table[key / bt];
+        const int64_t off = (block * bt + key % bt) * kv_row + static_cast<int64_t>(kv_head) * kD + c;
+        kv = __ldg(reinterpret_cast<const uint4*>(k_cache + off));
+        vv = __ldg(reinterpret_cast<const uint4*>(v_cache + off));
+      }
+      *reinterpret_cast<uint4*>(s_k + j * L::kLdQ + c) = kv;
+      *reinterpret_cast<uint4*>(s_v + j * L::kLdQ + c) = vv;
+    }
+    __syncthreads();
+
+    // S = Q·Kᵀ for the warp's 16 rows.
+#pragma unroll
+    for (int nj = 0; nj < kTcKeys / 16; ++nj) {
+      wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+      wmma::fill_fragment(acc, 0.0f);
+#pragma unroll
+      for (int kk = 0; kk < kD / 16; ++kk) {
+        wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> kf;
+        wmma::load_matrix_sync(kf, s_k + nj * 16 * L::kLdQ + kk * 16, L::kLdQ);
+        wmma::mma_sync(acc, qf[kk], kf, acc);
+      }
+      wmma::store_matrix_sync(s_s + nj * 16, acc, L::kLdS, wmma::mem_row_major);
+    }
+    __syncwarp();
+
+    // Online softmax of the row's half (32 keys); P in the element type.
+    const float* srow = s_s + r_local * L::kLdS + half * 32;
+    float sv[32];
+    float mx = -INFINITY;
+#pragma unroll
+    for (int c = 0; c < 32; ++c) {
+      const int key = kb + half * 32 + c;
+      sv[c] = (key > my_pos || key >= key_end) ? -INFINITY : srow[c] * score_scale;
+      mx = fmaxf(mx, sv[c]);
+    }
+    mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+    const float m_new = fmaxf(m, mx);
+    const float offset = SafeOffset(m_new);
+    const float corr = exp2f(m - offset);
+    T* prow = s_p + r_local * L::kLdP + half * 32;
+    float psum = 0.0f;
+#pragma unroll
+    for (int c = 0; c < 32; ++c) {
+      const float pr = exp2f(sv[c] - offset);
+      psum += pr;
+      prow[c] = FromFloat<T>(pr);
+    }
+    psum += __shfl_xor_sync(0xffffffffu, psum, 1);
+    l = l * corr + psum;
+    m = m_new;
+    float* orow = s_o + r_local * L::kLdO + half * (kD / 2);
+#pragma unroll 8
+    for (int c = 0; c < kD / 2; ++c) orow[c] *= corr;
+    __syncwarp();
+
+    // O += P·V.
+    wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> pf[kTcKeys / 16];
+#pragma unroll
+    for (int kk = 0; kk < kTcKeys / 16; ++kk) {
+      wmma::load_matrix_sync(pf[kk], s_p + kk * 16, L::kLdP);
+    }
+#pragma unroll
+    for (int dj = 0; dj < kD / 16; ++dj) {
+      wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
+      wmma::load_matrix_sync(acc, s_o + dj * 16, L::kLdO, wmma::mem_row_major);
+#pragma unroll
+      for (int kk = 0; kk < kTcKeys / 16; ++kk) {
+        wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::row_major> vf;
+        wmma::load_matrix_sync(vf, s_v + kk * 16 * L::kLdQ + dj * 16, L::kLdQ);
+        wmma::mma_sync(acc, pf[kk], vf, acc);
+      }
+      wmma::store_matrix_sync(s_o + dj * 16, acc, L::kLdO, wmma::mem_row_major);
+    }
+    __syncwarp();
+  }
+
+  if (my_row < total_rows) {
+    // Every valid row sees key 0: l > 0.
+    const int64_t qrow = (static_cast<int64_t>(q_begin) + my_row / group) * p.num_heads +
+                         kv_head * group + my_row % group;
+    T* o = static_cast<T*>(p.out) + qrow * kD + half * (kD / 2);
+    const float* orow = s_o + r_local * L::kLdO + half * (kD / 2);
+    const float inv = 1.0f / l;
+    for (int c = 0; c < kD / 2; ++c) o[c] = FromFloat<T>(orow[c] * inv);
+  }
+}
+
 int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+// The scalar kernel for sequences with at most `max_new_tokens` new tokens;
+// its grid covers `query_len` (<= max_query_len) new tokens per sequence.
 template <typename T, int kDPad, int kRows>
-cudaError_t LaunchTyped(const PagedAttentionParams& p, cudaStream_t stream) {
+cudaError_t LaunchScalar(const PagedAttentionParams& p, int64_t query_len, int max_new_tokens,
+                         cudaStream_t stream) {
   constexpr int kU = kRows <= 4 ? 4 : 2;
   const int64_t group = p.num_heads / p.num_kv_heads;
-  const int64_t tiles = CeilDiv(p.max_query_len * group, kRows);
+  const int64_t tiles = CeilDiv(query_len * group, kRows);
   const int64_t seq_heads = p.num_seqs * p.num_kv_heads;
   if (tiles > 65535 || seq_heads > 0x7fffffff) return cudaErrorInvalidValue;
 
@@ -361,9 +554,12 @@ cudaError_t LaunchTyped(const PagedAttentionParams& p, cudaStream_t stream) {
   const dim3 grid(static_cast<unsigned int>(seq_heads), static_cast<unsigned int>(tiles),
                   static_cast<unsigned int>(num_splits));
   PagedAttentionKernel<T, kDPad, kRows, kU><<<grid, kThreads, 0, stream>>>(
-      p, static_cast<int>(split_tokens), part_acc, part_ml);
+      p, static_cast<int>(split_tokens), max_new_tokens, part_acc, part_ml);
   HS_CUDA_RETURN_IF_ERROR(cudaGetLastError());
   if (num_splits > 1) {
+    // Rows of sequences the scalar kernel skipped are combined too, from
+    // partials it did not write; the tensor-core kernel overwrites them, as it
+    // runs after this on the same stream.
     const int64_t rows = p.num_tokens * p.num_heads;
     CombineSplitsKernel<T><<<NumBlocks(rows, kWarps), kThreads, 0, stream>>>(
         part_acc, part_ml, static_cast<int>(num_splits), rows, p.head_dim,
@@ -374,19 +570,66 @@ cudaError_t LaunchTyped(const PagedAttentionParams& p, cudaStream_t stream) {
 }
 
 template <typename T, int kDPad>
-cudaError_t LaunchForRows(const PagedAttentionParams& p, cudaStream_t stream) {
-  const int64_t rows = p.max_query_len * (p.num_heads / p.num_kv_heads);
-  if (rows <= 1) return LaunchTyped<T, kDPad, 1>(p, stream);
-  if (rows <= 2) return LaunchTyped<T, kDPad, 2>(p, stream);
-  if (rows <= 4) return LaunchTyped<T, kDPad, 4>(p, stream);
-  return LaunchTyped<T, kDPad, 8>(p, stream);
+cudaError_t LaunchScalarForRows(const PagedAttentionParams& p, int64_t query_len,
+                                int max_new_tokens, cudaStream_t stream) {
+  const int64_t rows = query_len * (p.num_heads / p.num_kv_heads);
+  if (rows <= 1) return LaunchScalar<T, kDPad, 1>(p, query_len, max_new_tokens, stream);
+  if (rows <= 2) return LaunchScalar<T, kDPad, 2>(p, query_len, max_new_tokens, stream);
+  if (rows <= 4) return LaunchScalar<T, kDPad, 4>(p, query_len, max_new_tokens, stream);
+  return LaunchScalar<T, kDPad, 8>(p, query_len, max_new_tokens, stream);
+}
+
+template <typename T>
+cudaError_t LaunchScalarForHeadDim(const PagedAttentionParams& p, int64_t query_len,
+                                   int max_new_tokens, cudaStream_t stream) {
+  if (p.head_dim <= 64) return LaunchScalarForRows<T, 64>(p, query_len, max_new_tokens, stream);
+  if (p.head_dim <= 128) return LaunchScalarForRows<T, 128>(p, query_len, max_new_tokens, stream);
+  return LaunchScalarForRows<T, 256>(p, query_len, max_new_tokens, stream);
+}
+
+// Whether the device can give the tensor-core kernel its shared memory.
+cudaError_t TcFits(size_t bytes, bool* fits) {
+  int device = 0, max_smem = 0;
+  HS_CUDA_RETURN_IF_ERROR(cudaGetDevice(&device));
+  HS_CUDA_RETURN_IF_ERROR(
+      cudaDeviceGetAttribute(&max_smem, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  *fits = bytes <= static_cast<size_t>(max_smem);
+  return cudaSuccess;
+}
+
+template <typename T, int kD>
+cudaError_t LaunchTensorCore(const PagedAttentionParams& p, cudaStream_t stream) {
+  const int64_t group = p.num_heads / p.num_kv_heads;
+  const int64_t tiles = CeilDiv(p.max_query_len * group, kTcRows);
+  const int64_t seq_heads = p.num_seqs * p.num_kv_heads;
+  if (tiles > 65535 || seq_heads > 0x7fffffff) return cudaErrorInvalidValue;
+  constexpr size_t kBytes = TcLayout<kD>::kBytes;
+  HS_CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(PagedAttentionTcKernel<T, kD>,
+                                               cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                               static_cast<int>(kBytes)));
+  const dim3 grid(static_cast<unsigned int>(seq_heads), static_cast<unsigned int>(tiles));
+  PagedAttentionTcKernel<T, kD><<<grid, kThreads, kBytes, stream>>>(p);
+  return cudaGetLastError();
 }
 
 template <typename T>
 cudaError_t LaunchForHeadDim(const PagedAttentionParams& p, cudaStream_t stream) {
-  if (p.head_dim <= 64) return LaunchForRows<T, 64>(p, stream);
-  if (p.head_dim <= 128) return LaunchForRows<T, 128>(p, stream);
-  return LaunchForRows<T, 256>(p, stream);
+  if constexpr (!std::is_same_v<T, float>) {
+    if ((p.head_dim == 64 || p.head_dim == 128) && p.max_query_len > kTcMinNewTokens) {
+      bool fits = false;
+      HS_CUDA_RETURN_IF_ERROR(TcFits(p.head_dim == 64 ? TcLayout<64>::kBytes
+                                                      : TcLayout<128>::kBytes, &fits));
+      if (fits) {
+        // Short sequences (decode) first, on the scalar kernel; then the
+        // long ones on tensor cores.
+        HS_CUDA_RETURN_IF_ERROR(
+            LaunchScalarForHeadDim<T>(p, kTcMinNewTokens, kTcMinNewTokens, stream));
+        return p.head_dim == 64 ? LaunchTensorCore<T, 64>(p, stream)
+                                : LaunchTensorCore<T, 128>(p, stream);
+      }
+    }
+  }
+  return LaunchScalarForHeadDim<T>(p, p.max_query_len, INT_MAX, stream);
 }
 
 }  // namespace

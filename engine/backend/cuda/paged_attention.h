@@ -8,7 +8,9 @@
 // row a block loads is used by all the query heads that share it. Scores and
 // the online softmax are in f32; when the context is long and the grid small
 // (decode), the context is split across blocks (flash-decoding) and a second
-// kernel combines the partial results kept in scratch.
+// kernel combines the partial results kept in scratch. With bf16/f16 and
+// head_dim 64 or 128, sequences with more than 16 new tokens go to a
+// tensor-core (WMMA) kernel instead, 64 query rows per block.
 //
 // No Abseil here (DESIGN.md section 3): the launcher returns cudaError_t.
 #ifndef HYBRIDSERVE_ENGINE_BACKEND_CUDA_PAGED_ATTENTION_H_
