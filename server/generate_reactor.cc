@@ -98,6 +98,11 @@ void GenerateReactor::MaybeWrite() {
     absl::MutexLock lock(&mu_);
     if (writing_ || finished_) return;
     std::optional<scheduler::TokenEvent> event = stream_->Pop();
+    // Once a write failed nothing more is written: skip to the final event,
+    // which may already be queued (the loop can end the request, e.g. when
+    // the outbox fills, before the write fails) and then no later push would
+    // call here again.
+    while (event && broken_ && !event->is_final()) event = stream_->Pop();
     if (!event) return;
     if (event->is_final()) {
       finished_ = true;
