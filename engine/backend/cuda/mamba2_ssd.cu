@@ -29,7 +29,7 @@ __host__ __device__ inline int RoundUp4(int v) { return (v + 3) / 4 * 4; }
 // per step when kVec4), and reduces S·C over the warp.
 template <typename T, bool kVec4>
 __global__ void __launch_bounds__(kStepThreads) Mamba2StepKernel(const Mamba2SsdParams p) {
-  extern __shared__ float smem[];
+  extern __shared__ __align__(16) float smem[];
   const int h = blockIdx.x;
   const int64_t seq = blockIdx.y;
   const int q0 = p.query_start[seq];
@@ -73,11 +73,14 @@ __global__ void __launch_bounds__(kStepThreads) Mamba2StepKernel(const Mamba2Ssd
     if constexpr (kVec4) {
       for (int j = lane * 4; j < num_n; j += 128) {
         float4 v = init ? *reinterpret_cast<const float4*>(sp + j) : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        v.x = v.x * decay + dx * s_b[j];
-        v.y = v.y * decay + dx * s_b[j + 1];
-        v.z = v.z * decay + dx * s_b[j + 2];
-        v.w = v.w * decay + dx * s_b[j + 3];
-        acc += v.x * s_c[j] + v.y * s_c[j + 1] + v.z * s_c[j + 2] + v.w * s_c[j + 3];
+        // s_b and s_c start 16-byte aligned (d_state % 4 == 0 here).
+        const float4 b4 = *reinterpret_cast<const float4*>(s_b + j);
+        const float4 c4 = *reinterpret_cast<const float4*>(s_c + j);
+        v.x = v.x * decay + dx * b4.x;
+        v.y = v.y * decay + dx * b4.y;
+        v.z = v.z * decay + dx * b4.z;
+        v.w = v.w * decay + dx * b4.w;
+        acc += v.x * c4.x + v.y * c4.y + v.z * c4.z + v.w * c4.w;
         *reinterpret_cast<float4*>(sp + j) = v;
       }
     } else {
