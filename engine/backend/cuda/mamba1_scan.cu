@@ -6,7 +6,6 @@ namespace hybridserve::engine::cuda {
 namespace {
 
 constexpr int kThreads = 64;  // small blocks spread one long sequence over more SMs
-constexpr int kStatePerLane = 16;
 constexpr int kMaxSmemFloats = 8192;  // 32 KiB of token tiles
 constexpr int kMaxTileTokens = 32;
 
@@ -17,11 +16,12 @@ __device__ __forceinline__ float Softplus(float v) {
 }
 
 // Block: kThreads / kLanes channels of one sequence (grid (channel blocks,
-// sequences)); lane g of a channel's group holds state entries g + j * kLanes.
+// sequences)); lane g of a channel's group holds state entries g + j * kLanes,
+// j < kPerLane.
 // Per tile of up to `tile` tokens the block stages B, C (all of d_state) and
 // the channels' x, dt, z in shared memory, then every group runs the tile's
 // tokens in order and reduces S·C over its lanes.
-template <typename T, int kLanes>
+template <typename T, int kLanes, int kPerLane>
 __global__ void __launch_bounds__(kThreads) Mamba1ScanKernel(const Mamba1ScanParams p, int tile) {
   constexpr int kChannels = kThreads / kLanes;
   extern __shared__ float smem[];
@@ -44,9 +44,9 @@ __global__ void __launch_bounds__(kThreads) Mamba1ScanKernel(const Mamba1ScanPar
   float* state = p.ssm_state + (static_cast<int64_t>(p.state_slot[seq]) * num_c + c) * n_state;
 
   const T* a_log = static_cast<const T*>(p.a_log);
-  float a[kStatePerLane], s[kStatePerLane];
+  float a[kPerLane], s[kPerLane];
 #pragma unroll
-  for (int j = 0; j < kStatePerLane; ++j) {
+  for (int j = 0; j < kPerLane; ++j) {
     const int idx = g + j * kLanes;
     const bool ok = active && idx < n_state;
     a[j] = ok ? -expf(ToFloat(a_log[c * n_state + idx])) : 0.0f;
@@ -84,7 +84,7 @@ __global__ void __launch_bounds__(kThreads) Mamba1ScanKernel(const Mamba1ScanPar
       const float* cv = bv + n_state;
       float partial = 0.0f;
 #pragma unroll
-      for (int j = 0; j < kStatePerLane; ++j) {
+      for (int j = 0; j < kPerLane; ++j) {
         const int idx = g + j * kLanes;
         if (idx < n_state) {
           s[j] = expf(delta * a[j]) * s[j] + dx * bv[idx];
@@ -102,13 +102,13 @@ __global__ void __launch_bounds__(kThreads) Mamba1ScanKernel(const Mamba1ScanPar
   }
 
 #pragma unroll
-  for (int j = 0; j < kStatePerLane; ++j) {
+  for (int j = 0; j < kPerLane; ++j) {
     const int idx = g + j * kLanes;
     if (active && idx < n_state) state[idx] = s[j];
   }
 }
 
-template <typename T, int kLanes>
+template <typename T, int kLanes, int kPerLane>
 cudaError_t LaunchTyped(const Mamba1ScanParams& p, cudaStream_t stream) {
   constexpr int kChannels = kThreads / kLanes;
   const int64_t per_token = 2 * p.d_state + 3 * kChannels;
@@ -116,24 +116,28 @@ cudaError_t LaunchTyped(const Mamba1ScanParams& p, cudaStream_t stream) {
       std::max<int64_t>(1, std::min<int64_t>(kMaxTileTokens, kMaxSmemFloats / per_token)));
   const size_t smem = static_cast<size_t>(tile) * per_token * sizeof(float);
   const dim3 grid(NumBlocks(p.channels, kChannels), static_cast<unsigned int>(p.num_seqs));
-  Mamba1ScanKernel<T, kLanes><<<grid, kThreads, smem, stream>>>(p, tile);
+  Mamba1ScanKernel<T, kLanes, kPerLane><<<grid, kThreads, smem, stream>>>(p, tile);
   return cudaGetLastError();
 }
 
+// Four state entries per lane up to d_state 128 (more lanes in flight for
+// the usual d_state 16), sixteen beyond.
 template <typename T>
 cudaError_t LaunchForDState(const Mamba1ScanParams& p, cudaStream_t stream) {
-  if (p.d_state <= 16) return LaunchTyped<T, 1>(p, stream);
-  if (p.d_state <= 32) return LaunchTyped<T, 2>(p, stream);
-  if (p.d_state <= 64) return LaunchTyped<T, 4>(p, stream);
-  if (p.d_state <= 128) return LaunchTyped<T, 8>(p, stream);
-  if (p.d_state <= 256) return LaunchTyped<T, 16>(p, stream);
-  return LaunchTyped<T, 32>(p, stream);
+  if (p.d_state <= 4) return LaunchTyped<T, 1, 4>(p, stream);
+  if (p.d_state <= 8) return LaunchTyped<T, 2, 4>(p, stream);
+  if (p.d_state <= 16) return LaunchTyped<T, 4, 4>(p, stream);
+  if (p.d_state <= 32) return LaunchTyped<T, 8, 4>(p, stream);
+  if (p.d_state <= 64) return LaunchTyped<T, 16, 4>(p, stream);
+  if (p.d_state <= 128) return LaunchTyped<T, 32, 4>(p, stream);
+  if (p.d_state <= 256) return LaunchTyped<T, 16, 16>(p, stream);
+  return LaunchTyped<T, 32, 16>(p, stream);
 }
 
 }  // namespace
 
 cudaError_t LaunchMamba1Scan(const Mamba1ScanParams& p, cudaStream_t stream) {
-  static_assert(kStatePerLane * 32 >= kMamba1MaxDState, "32 lanes must hold d_state");
+  static_assert(16 * 32 >= kMamba1MaxDState, "32 lanes of 16 must hold d_state");
   if (p.d_state < 1 || p.d_state > kMamba1MaxDState || p.channels <= 0 ||
       p.num_seqs > 65535) {
     return cudaErrorInvalidValue;

@@ -6,7 +6,7 @@
 //   S[c,:] = exp(δ·A[c,:]) ⊙ S[c,:] + δ·x[t,c]·B[t,:]
 //   y[t,c] = (S[c,:]·C[t,:] + d[c]·x[t,c]) · silu(z[t,c])
 // A group of lanes per (sequence, channel) holds the channel's d_state
-// entries in registers (16 per lane) and runs the tokens in order; blocks
+// entries in registers (4 or 16 per lane) and runs the tokens in order; blocks
 // stage a tile of tokens' B, C, x, dt and z in shared memory. A decode token
 // is the same kernel with a one-token loop. See README.md.
 //
