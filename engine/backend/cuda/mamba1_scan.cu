@@ -22,7 +22,7 @@ __device__ __forceinline__ float Softplus(float v) {
 // the channels' x, dt, z in shared memory, then every group runs the tile's
 // tokens in order and reduces S·C over its lanes.
 template <typename T, int kLanes, int kPerLane>
-__global__ void __launch_bounds__(kThreads) Mamba1ScanKernel(const Mamba1ScanParams p, int tile) {
+__global__ void __launch_bounds__(kThreads, 1) Mamba1ScanKernel(const Mamba1ScanParams p, int tile) {
   constexpr int kChannels = kThreads / kLanes;
   extern __shared__ float smem[];
   const int n_state = static_cast<int>(p.d_state);
