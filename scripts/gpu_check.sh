@@ -63,7 +63,7 @@ prepare() {
   local py=""
   [[ -f /tmp/hs_python ]] && py="$(cat /tmp/hs_python)"
   cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHS_CUDA=ON \
-    -DHS_CUDA_ARCHS=90a -DHS_TEST_PYTHON="$py" >/dev/null || die "cmake configure failed"
+    -DHS_CUDA_ARCHS=90a -DHS_SANITIZE=OFF -DHS_FUZZ=OFF -DHS_TSAN=OFF -DHS_TEST_PYTHON="$py" >/dev/null || die "cmake configure failed"
   cmake --build "$BUILD" -j2 --target "${TESTS[@]}" hs_gpu_bench || die "build failed"
 
   local bins=()

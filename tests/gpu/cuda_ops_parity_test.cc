@@ -7,7 +7,8 @@
 // so an element a kernel does not write fails.
 //
 // Tolerances (atol, rtol), for outputs of order 1:
-//   copies (Embedding, GatherRows, KvWrite): exact in both dtypes
+//   copies (Embedding, GatherRows, KvWrite, Zero, FillUniform): exact
+//   (bitwise) in both dtypes
 //   Gemm:                f32 (1e-4, 1e-4)   bf16 (2e-2, 2e-2)
 //   RmsNorm, AddRmsNorm, SiluMul, Rope:
 //                        f32 (1e-5, 1e-4)   bf16 (1e-2, 1e-2)
@@ -256,6 +257,26 @@ TEST_P(DenseOpsParityTest, RopeFullAndPartial) {
     const Tolerance tol = Tol({1e-5, 1e-4}, {1e-2, 1e-2});
     dump.Check("q", got_q, q_ref.values(), {c.t, c.heads, c.head_dim}, tol);
     dump.Check("k", got_k, k_ref.values(), {c.t, c.kv_heads, c.head_dim}, tol);
+  }
+}
+
+// Copies both ways and Zero on a sub-view (rows 3..9 of 13): the rest of the
+// buffer must stay as it was.
+TEST_P(DenseOpsParityTest, CopiesAndZeroOfRows) {
+  for (int64_t cols : {33, 4096}) {
+    const std::string tag = absl::StrCat("zero_rows_13x", cols);
+    SCOPED_TRACE(tag);
+    HostTensor x = In(RandomNormal(13 * cols, 600 + cols), {13, cols});
+    HS_GPU_ASSIGN(DeviceTensor dx, Dev(x));
+    HS_GPU_ASSIGN(std::vector<float> round_trip, Get(dx));
+    FailureDump dump(tag);
+    dump.Check("round_trip", round_trip, x.values(), {13, cols}, {0.0, 0.0});
+    HostTensor ref = x;
+    ASSERT_TRUE(cpu_.Zero(ref.HostView().Rows(3, 7)).ok());
+    absl::Status st = gpu_->Zero(dx.view.Rows(3, 7));
+    ASSERT_TRUE(st.ok()) << st;
+    HS_GPU_ASSIGN(std::vector<float> got, Get(dx));
+    dump.Check("zero_rows", got, ref.values(), {13, cols}, {0.0, 0.0});
   }
 }
 

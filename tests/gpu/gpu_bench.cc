@@ -6,9 +6,10 @@
 //     counting bytes read plus bytes written;
 //   * the bf16 GEMM rate: Backend::Gemm (cuBLAS) at 8192 x 8192 x 8192.
 // Decode, at batch 1, 32 and 128 and contexts 1k and 8k: one sequence is
-// prefilled to the context, forked into the batch (PlanBuilder::Fork with
-// Engine::CopyKvBlocks / CopyStateSlot), and decode steps are timed (median
-// of --decode_steps after 2 untimed ones). A step reads every weight except
+// prefilled to just under the context and forked once into as many sequences
+// as the largest batch that fits (PlanBuilder::Fork with Engine::CopyKvBlocks
+// / CopyStateSlot); each batch size then decodes on the first `batch` forks
+// (median of --decode_steps steps after 2 untimed ones). A step reads every weight except
 // the embedding table (only its batch rows), the batch's whole KV cache, and
 // reads and writes each sequence's SSM state: bytes per step / step time over
 // the measured bandwidth is the fraction reported. Prefill: one 8192-token
@@ -39,6 +40,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -59,6 +61,7 @@
 #include "absl/strings/str_split.h"
 #include "engine/backend/cuda/cuda_backend.h"
 #include "engine/backend/backend.h"
+#include "engine/backend/cpu/cpu_backend.h"
 #include "engine/runtime/engine.h"
 #include "engine/runtime/plan_builder.h"
 #include "engine/status_macros.h"
@@ -78,6 +81,13 @@ ABSL_FLAG(std::string, contexts, "1024,8192", "Decode context lengths (tokens)."
 ABSL_FLAG(int, decode_steps, 10, "Timed decode steps per cell (after 2 untimed).");
 ABSL_FLAG(int64_t, prefill_tokens, 8192, "Tokens of the timed prefill (one step).");
 ABSL_FLAG(double, gpu_memory_fraction, 0.9, "EngineOptions::gpu_memory_fraction.");
+ABSL_FLAG(std::string, device, "cuda",
+          "cuda (the benchmark), or cpu: the same run on the CPU backend in f32, "
+          "with a host memcpy and CpuBackend::Gemm as the ceilings (with --tiny, a "
+          "smoke test of this program on machines without a GPU).");
+ABSL_FLAG(bool, tiny, false,
+          "Shrink both models (hidden 128, 4 layers, vocabulary 512) keeping their "
+          "layer pattern: for smoke tests.");
 ABSL_FLAG(double, time_budget_s, 210.0,
           "Cells not started after this many seconds are skipped.");
 
@@ -132,6 +142,33 @@ struct ModelShape {
   int64_t d_inner() const { return expand * hidden; }
 };
 
+bool OnCpu() { return absl::GetFlag(FLAGS_device) == "cpu"; }
+// Weights are bf16 on the GPU, f32 on the CPU backend.
+double WeightBytesPerParam() { return OnCpu() ? 4.0 : 2.0; }
+
+// --tiny: the same architecture at toy size (attention at layer 1 of 4 for
+// the hybrid).
+ModelShape Tiny(ModelShape s) {
+  s.name += "-tiny";
+  s.vocab = 512;
+  s.hidden = 128;
+  s.intermediate = 256;
+  s.layers = 4;
+  s.heads = 4;
+  s.kv_heads = 2;
+  s.head_dim = 32;
+  s.rotary_dim = std::min<int64_t>(s.rotary_dim, 32) / (s.model_type == "bamba" ? 2 : 1);
+  if (!s.attn_layers.empty()) s.attn_layers = {1};
+  s.max_position = std::max<int64_t>(s.max_position, 16384);
+  if (s.ssm_heads > 0) {
+    s.ssm_heads = 8;
+    s.ssm_head_dim = 32;
+    s.ssm_state = 16;
+    s.chunk = 16;
+  }
+  return s;
+}
+
 ModelShape Bamba9B() {
   ModelShape s;
   s.name = "bamba-9b";
@@ -184,8 +221,9 @@ std::string ConfigJson(const ModelShape& s) {
   w.Key("tie_word_embeddings"); w.Bool(false);
   w.Key("attention_bias"); w.Bool(false);
   w.Key("mlp_bias"); w.Bool(false);
-  w.Key("bos_token_id"); w.Int(128000);
-  w.Key("eos_token_id"); w.Int(128001);
+  const bool llama3_vocab = s.vocab > 128001;  // --tiny shrinks the vocabulary
+  w.Key("bos_token_id"); w.Int(llama3_vocab ? 128000 : 1);
+  w.Key("eos_token_id"); w.Int(llama3_vocab ? 128001 : 2);
   w.Key("torch_dtype"); w.String("bfloat16");
   if (s.model_type == "bamba") {
     w.Key("pad_token_id"); w.Int(0);
@@ -277,7 +315,8 @@ void WriteJson(const Results& r) {
   w.Key("skipped"); w.String(r.skipped.c_str());
   w.Key("device"); w.String(r.device.c_str());
   w.Key("hbm_bytes_per_second"); w.Double(r.hbm_bytes_per_second);
-  w.Key("gemm_bf16_flops_per_second"); w.Double(r.gemm_flops_per_second);
+  w.Key("gemm_flops_per_second"); w.Double(r.gemm_flops_per_second);
+  w.Key("gemm_dtype"); w.String(OnCpu() ? "f32" : "bf16");
   w.Key("elapsed_seconds"); w.Double(Since(kStart));
   w.Key("models");
   w.StartArray();
@@ -332,8 +371,22 @@ void WriteJson(const Results& r) {
 
 // ---- ceilings
 
+// Host memcpy bandwidth (bytes read + written per second), for --device cpu.
+double MeasureHostCopyBandwidth() {
+  const size_t bytes = size_t{256} << 20;
+  std::vector<char> a(bytes, 0x5A), b(bytes, 0);
+  std::memcpy(b.data(), a.data(), bytes);
+  const int reps = 4;
+  const Clock::time_point t0 = Clock::now();
+  for (int i = 0; i < reps; ++i) {
+    std::memcpy(i % 2 ? a.data() : b.data(), i % 2 ? b.data() : a.data(), bytes);
+  }
+  return 2.0 * double(bytes) * reps / Since(t0);
+}
+
 // Device-to-device copy bandwidth (bytes read + written per second).
 absl::StatusOr<double> MeasureHbmBandwidth() {
+  if (OnCpu()) return MeasureHostCopyBandwidth();
 #if defined(HS_HAVE_CUDA)
   const size_t bytes = size_t{2} << 30;
   void* a = nullptr;
@@ -379,33 +432,39 @@ absl::StatusOr<double> MeasureHbmBandwidth() {
 #endif
 }
 
-// bf16 GEMM rate through the backend's Gemm (cuBLAS): FLOPs per second.
+// The GEMM rate through the backend's Gemm: bf16 through cuBLAS at
+// 8192^3, or (--device cpu) f32 through OpenBLAS at 1024^3. FLOPs per second.
 absl::StatusOr<double> MeasureGemmRate() {
-#if !defined(HS_HAVE_CUDA)
-  return absl::FailedPreconditionError("no CUDA");
+  std::unique_ptr<engine::Backend> backend;
+  if (OnCpu()) {
+    backend = std::make_unique<engine::CpuBackend>(engine::CpuBackendOptions{});
+  } else {
+#if defined(HS_HAVE_CUDA)
+    HS_ASSIGN_OR_RETURN(backend, engine::CreateCudaBackend({.act_dtype = engine::DType::kBF16}));
 #else
-  HS_ASSIGN_OR_RETURN(std::unique_ptr<engine::Backend> backend,
-                      engine::CreateCudaBackend({.act_dtype = engine::DType::kBF16}));
-  const int64_t n = 8192;
-  const size_t bytes = size_t(n) * n * 2;
+    return absl::FailedPreconditionError("no CUDA");
+#endif
+  }
+  const engine::DType dtype = backend->act_dtype();
+  const int64_t n = OnCpu() ? 1024 : 8192;
+  const size_t bytes = size_t(n) * n * engine::DTypeSize(dtype);
   HS_ASSIGN_OR_RETURN(engine::DeviceBuffer xb, backend->Allocate(bytes, "bench"));
   HS_ASSIGN_OR_RETURN(engine::DeviceBuffer wb, backend->Allocate(bytes, "bench"));
   HS_ASSIGN_OR_RETURN(engine::DeviceBuffer yb, backend->Allocate(bytes, "bench"));
-  const engine::Tensor x(xb.data(), engine::DType::kBF16, {n, n});
-  const engine::Tensor w(wb.data(), engine::DType::kBF16, {n, n});
-  const engine::Tensor y(yb.data(), engine::DType::kBF16, {n, n});
+  const engine::Tensor x(xb.data(), dtype, {n, n});
+  const engine::Tensor w(wb.data(), dtype, {n, n});
+  const engine::Tensor y(yb.data(), dtype, {n, n});
   // Random data (a GEMM on zeros runs faster than on real values).
   HS_RETURN_IF_ERROR(backend->FillUniform(x, 1, -1.0f, 1.0f));
   HS_RETURN_IF_ERROR(backend->FillUniform(w, 2, -0.01f, 0.01f));
   for (int i = 0; i < 3; ++i) HS_RETURN_IF_ERROR(backend->Gemm(x, w, engine::Tensor(), y));
   HS_RETURN_IF_ERROR(backend->Synchronize());
-  const int reps = 20;
+  const int reps = OnCpu() ? 3 : 20;
   const Clock::time_point t0 = Clock::now();
   for (int i = 0; i < reps; ++i) HS_RETURN_IF_ERROR(backend->Gemm(x, w, engine::Tensor(), y));
   HS_RETURN_IF_ERROR(backend->Synchronize());
   const double seconds = Since(t0);
   return 2.0 * double(n) * n * n * reps / seconds;
-#endif
 }
 
 // ---- one model
@@ -474,56 +533,55 @@ void RunPrefill(Engine& e, const ModelShape& s, const ParamCounts& p, double gem
   r->prefill_fraction_of_gemm = r->prefill_gemm_flops / r->prefill_seconds / gemm_rate;
   Log(absl::StrFormat(
       "  prefill %d tokens: %.3f s, %.0f tokens/s, GEMM %.1f TFLOP/s = %.1f%% of the measured "
-      "bf16 GEMM rate (target 50%%: %s); attention adds %.1f TFLOP",
+      "GEMM rate (target 50%%: %s); attention adds %.3g TFLOP",
       t, r->prefill_seconds, t / r->prefill_seconds,
       r->prefill_gemm_flops / r->prefill_seconds * 1e-12, 100 * r->prefill_fraction_of_gemm,
       r->prefill_fraction_of_gemm >= 0.5 ? "met" : "NOT met",
       r->prefill_attention_flops * 1e-12));
 }
 
-// One decode cell: forks the prefilled sequence 0 into `batch` sequences,
-// times decode steps, frees the forks.
+// Forks the prefilled sequence 0 into sequences 1..n (KV blocks and state
+// slot copied). On error some forks may exist; the caller frees 1..n.
+absl::Status ForkSource(Engine& e, PlanBuilder& builder, int64_t n) {
+  for (int64_t i = 1; i <= n; ++i) {
+    HS_ASSIGN_OR_RETURN(PlanBuilder::ForkCopies copies, builder.Fork(0, i));
+    HS_RETURN_IF_ERROR(e.CopyKvBlocks(copies.src_blocks, copies.dst_blocks));
+    if (copies.src_slot >= 0) {
+      HS_RETURN_IF_ERROR(e.CopyStateSlot(copies.src_slot, copies.dst_slot));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Why `batch` forks of a `source_len`-token sequence, each growing by
+// `new_tokens` (over all batch sizes), do not fit the free KV blocks or
+// state slots; empty when they fit.
+std::string DoesNotFit(const engine::MemoryPlan& m, const PlanBuilder& builder, int64_t batch,
+                       int64_t source_len, int64_t new_tokens) {
+  if (m.num_blocks > 0) {
+    const int64_t each = (source_len + new_tokens + m.block_tokens - 1) / m.block_tokens;
+    if (builder.num_free_blocks() < batch * each) {
+      return absl::StrFormat("does not fit: needs %d KV blocks (%.1f GiB), %d free", batch * each,
+                             batch * each * double(m.kv_bytes_per_block) / (1 << 30),
+                             builder.num_free_blocks());
+    }
+  }
+  if (m.num_state_slots > 0 && builder.num_free_state_slots() < batch) {
+    return absl::StrFormat("does not fit: needs %d state slots, %d free", batch,
+                           builder.num_free_state_slots());
+  }
+  return "";
+}
+
+// One decode cell on the forks 1..batch (made by ForkSource): 2 untimed
+// steps, then the timed ones (each sequence grows by a token per step).
 DecodeCell RunDecode(Engine& e, PlanBuilder& builder, const ModelShape& s, const ParamCounts& p,
-                     int64_t batch, int64_t context, int64_t source_len, double hbm) {
+                     int64_t batch, int64_t context, double hbm) {
   DecodeCell c;
   c.batch = batch;
   c.context = context;
   const engine::MemoryPlan& m = e.memory_plan();
   const int warmup = 2, steps = absl::GetFlag(FLAGS_quick) ? 3 : absl::GetFlag(FLAGS_decode_steps);
-  const int64_t blocks_each = m.num_blocks > 0
-                                  ? (source_len + warmup + steps + m.block_tokens) / m.block_tokens
-                                  : 0;
-  if (OverBudget()) {
-    c.skipped = "time budget spent";
-  } else if (m.num_blocks > 0 && builder.num_free_blocks() < batch * blocks_each) {
-    c.skipped = absl::StrFormat("does not fit: needs %d KV blocks (%.1f GiB), %d free",
-                                batch * blocks_each,
-                                batch * blocks_each * double(m.kv_bytes_per_block) / (1 << 30),
-                                builder.num_free_blocks());
-  } else if (m.num_state_slots > 0 && builder.num_free_state_slots() < batch) {
-    c.skipped = absl::StrFormat("does not fit: needs %d state slots, %d free", batch,
-                                builder.num_free_state_slots());
-  }
-  if (!c.skipped.empty()) {
-    Log(absl::StrFormat("  decode batch %d context %d: SKIPPED (%s)", batch, context, c.skipped));
-    return c;
-  }
-  // On an error the cell reports it; the forks made so far are freed.
-  auto fail = [&](const absl::Status& st) {
-    for (int64_t i = 1; i <= batch; ++i) builder.Free(i);
-    c.skipped = absl::StrCat("error: ", st.ToString());
-    Log(absl::StrFormat("  decode batch %d context %d: %s", batch, context, c.skipped));
-    return c;
-  };
-  const Clock::time_point f0 = Clock::now();
-  for (int64_t i = 1; i <= batch; ++i) {
-    auto copies = builder.Fork(0, i);
-    if (!copies.ok()) return fail(copies.status());
-    absl::Status st = e.CopyKvBlocks(copies->src_blocks, copies->dst_blocks);
-    if (st.ok() && copies->src_slot >= 0) st = e.CopyStateSlot(copies->src_slot, copies->dst_slot);
-    if (!st.ok()) return fail(st);
-  }
-  c.fork_seconds = Since(f0);
   std::vector<double> times;
   double kv_tokens = 0.0;
   StepOutput out;
@@ -532,37 +590,97 @@ DecodeCell RunDecode(Engine& e, PlanBuilder& builder, const ModelShape& s, const
     for (int64_t i = 1; i <= batch; ++i) {
       chunks.push_back({.seq_id = i, .tokens = RandomTokens(1, s.vocab, step * 1000 + i)});
     }
-    auto plan = builder.Build(chunks);
-    if (!plan.ok()) return fail(plan.status());
+    absl::StatusOr<engine::StepPlan> plan = builder.Build(chunks);
+    absl::Status st = plan.status();
     const Clock::time_point t0 = Clock::now();
-    absl::Status st = e.Step(*plan, &out);
+    if (st.ok()) st = e.Step(*plan, &out);
     const double seconds = Since(t0);
-    if (!st.ok()) return fail(st);
+    if (!st.ok()) {
+      c.skipped = absl::StrCat("error: ", st.ToString());
+      Log(absl::StrFormat("  decode batch %d context %d: %s", batch, context, c.skipped));
+      return c;
+    }
     if (step >= warmup) {
       times.push_back(seconds);
       for (int32_t len : plan->context_len) kv_tokens += len;
     }
   }
-  for (int64_t i = 1; i <= batch; ++i) builder.Free(i);
   c.step_seconds = Median(times);
   c.tokens_per_second = batch / c.step_seconds;
   // Bytes a step must move: weights (the embedding table only for the batch's
   // rows), the batch's KV cache, each sequence's SSM state read and written.
-  const double weights = 2.0 * double(p.linear + p.other + p.lm_head + batch * s.hidden);
+  const double weights =
+      WeightBytesPerParam() * double(p.linear + p.other + p.lm_head + batch * s.hidden);
   const double kv = kv_tokens / steps * double(m.kv_bytes_per_token);
   const double state = 2.0 * batch * double(m.state_bytes_per_slot);
   c.bytes_per_step = weights + kv + state;
   c.fraction_of_hbm = c.bytes_per_step / c.step_seconds / hbm;
   Log(absl::StrFormat(
       "  decode batch %3d context %5d: step %7.2f ms, %8.0f tokens/s, %6.2f GB/step "
-      "(weights %.2f, KV %.2f, state %.2f) = %5.1f%% of HBM%s (forks %.1f s)",
+      "(weights %.2f, KV %.2f, state %.2f) = %5.1f%% of HBM%s",
       batch, context, 1e3 * c.step_seconds, c.tokens_per_second, c.bytes_per_step * 1e-9,
       weights * 1e-9, kv * 1e-9, state * 1e-9, 100 * c.fraction_of_hbm,
       batch == 32 && context == 8192
           ? (c.fraction_of_hbm >= 0.6 ? " (target 60%: met)" : " (target 60%: NOT met)")
-          : "",
-      c.fork_seconds));
+          : ""));
   return c;
+}
+
+// All decode cells of one context: prefill sequence 0, fork it once into as
+// many sequences as the largest batch that fits, run the batch sizes in
+// increasing order on the first `batch` forks (each cell adds a few tokens to
+// the forks it uses: the bytes are counted from the real context lengths).
+void RunContext(Engine& e, const ModelShape& s, const ParamCounts& p,
+                const std::vector<int64_t>& batches, int64_t context, int64_t max_num_tokens,
+                int warmup_and_steps, double hbm, ModelResult* r, Results* results) {
+  const engine::MemoryPlan& m = e.memory_plan();
+  PlanBuilder builder(m.num_blocks, m.block_tokens, m.num_state_slots);
+  // The forks grow by warmup_and_steps tokens in each cell that uses them;
+  // the last cell ends at `context` (a model's max_position_embeddings may be
+  // exactly the context).
+  const int64_t grow = warmup_and_steps * static_cast<int64_t>(batches.size());
+  const int64_t source_len = std::max<int64_t>(1, context - grow);
+  auto skip_all = [&](size_t from, const std::string& why) {
+    for (size_t i = from; i < batches.size(); ++i) {
+      DecodeCell c;
+      c.batch = batches[i];
+      c.context = context;
+      c.skipped = why;
+      Log(absl::StrFormat("  decode batch %d context %d: SKIPPED (%s)", c.batch, context, why));
+      r->decode.push_back(c);
+    }
+    WriteJson(*results);
+  };
+  if (OverBudget()) return skip_all(0, "time budget spent");
+  const Clock::time_point p0 = Clock::now();
+  absl::Status st = Prefill(e, builder, 0, source_len, max_num_tokens, s.vocab);
+  if (!st.ok()) return skip_all(0, absl::StrCat("context prefill failed: ", st.ToString()));
+  const double prefill_seconds = Since(p0);
+  // The largest batch whose forks fit (the source stays allocated).
+  size_t fit = 0;
+  std::string why_not;
+  for (; fit < batches.size(); ++fit) {
+    why_not = DoesNotFit(m, builder, batches[fit], source_len, grow);
+    if (!why_not.empty()) break;
+  }
+  const int64_t forks = fit > 0 ? batches[fit - 1] : 0;
+  const Clock::time_point f0 = Clock::now();
+  st = ForkSource(e, builder, forks);
+  const double fork_seconds = Since(f0);
+  Log(absl::StrFormat("  context %d: prefill %.1f s, %d forks %.1f s", context, prefill_seconds,
+                      forks, fork_seconds));
+  if (!st.ok()) {
+    for (int64_t i = 1; i <= forks; ++i) builder.Free(i);
+    return skip_all(0, absl::StrCat("fork failed: ", st.ToString()));
+  }
+  for (size_t i = 0; i < fit; ++i) {
+    if (OverBudget()) return skip_all(i, "time budget spent");
+    DecodeCell c = RunDecode(e, builder, s, p, batches[i], context, hbm);
+    c.fork_seconds = fork_seconds;
+    r->decode.push_back(c);
+    WriteJson(*results);
+  }
+  if (fit < batches.size()) skip_all(fit, why_not);
 }
 
 absl::StatusOr<std::vector<int64_t>> ParseList(const std::string& text) {
@@ -583,9 +701,9 @@ void RunModel(const ModelShape& s, const std::vector<int64_t>& batches,
   ModelResult r;
   r.name = s.name;
   const ParamCounts p = CountParams(s);
-  Log(absl::StrFormat("%s: %.2fB parameters (linear %.2fB, embedding %.2fB, LM head %.2fB)",
-                      s.name, (p.linear + p.other + p.embedding + p.lm_head) * 1e-9,
-                      p.linear * 1e-9, p.embedding * 1e-9, p.lm_head * 1e-9));
+  Log(absl::StrFormat("%s: %.1fM parameters (linear %.1fM, embedding %.1fM, LM head %.1fM)",
+                      s.name, (p.linear + p.other + p.embedding + p.lm_head) * 1e-6,
+                      p.linear * 1e-6, p.embedding * 1e-6, p.lm_head * 1e-6));
   std::error_code ec;
   const std::filesystem::path dir =
       std::filesystem::temp_directory_path() / absl::StrCat("hs_gpu_bench_", s.name);
@@ -595,8 +713,9 @@ void RunModel(const ModelShape& s, const std::vector<int64_t>& batches,
   const int warmup_and_steps = 2 + std::max(3, absl::GetFlag(FLAGS_decode_steps));
   EngineOptions o;
   o.model_dir = dir;
-  o.device = "cuda";
-  o.dtype = "bf16";
+  o.device = OnCpu() ? "cpu" : "cuda";
+  o.dtype = OnCpu() ? "f32" : "bf16";
+  o.kv_cache_bytes = uint64_t{2} << 30;  // CPU only
   o.gpu_memory_fraction = absl::GetFlag(FLAGS_gpu_memory_fraction);
   o.random_weights_seed = 1234;
   o.block_tokens = 16;
@@ -631,26 +750,8 @@ void RunModel(const ModelShape& s, const std::vector<int64_t>& batches,
   WriteJson(*results);
 
   for (int64_t context : contexts) {
-    PlanBuilder builder(m.num_blocks, m.block_tokens, m.num_state_slots);
-    // The timed steps run at contexts just below `context` (a model's
-    // max_position_embeddings may be exactly the context).
-    const int64_t source_len = std::max<int64_t>(1, context - warmup_and_steps);
-    absl::Status st = OverBudget() ? absl::DeadlineExceededError("time budget spent")
-                                   : Prefill(*e, builder, 0, source_len, o.max_num_tokens, s.vocab);
-    for (int64_t batch : batches) {
-      if (!st.ok()) {
-        DecodeCell c{.batch = batch, .context = context,
-                     .skipped = absl::StrCat("context prefill failed: ", st.ToString())};
-        Log(absl::StrFormat("  decode batch %d context %d: SKIPPED (%s)", batch, context,
-                            c.skipped));
-        results->models.back().decode.push_back(c);
-        continue;
-      }
-      results->models.back().decode.push_back(
-          RunDecode(*e, builder, s, p, batch, context, source_len, results->hbm_bytes_per_second));
-      WriteJson(*results);
-    }
-    WriteJson(*results);
+    RunContext(*e, s, p, batches, context, o.max_num_tokens, warmup_and_steps,
+               results->hbm_bytes_per_second, &results->models.back(), results);
   }
 }
 
@@ -659,9 +760,9 @@ int Main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   Results results;
   std::string why = "this build has no CUDA backend (HS_HAVE_CUDA undefined)";
-  bool available = false;
+  bool available = OnCpu();
 #if defined(HS_HAVE_CUDA)
-  available = engine::CudaDeviceAvailable(&why);
+  if (!available) available = engine::CudaDeviceAvailable(&why);
 #endif
   if (!available) {
     results.skipped = absl::StrCat("no CUDA device (", why, ")");
@@ -669,8 +770,11 @@ int Main(int argc, char** argv) {
     WriteJson(results);
     return 0;
   }
+  if (OnCpu()) results.device = "cpu (smoke run: f32, host memcpy and OpenBLAS ceilings)";
 #if defined(HS_HAVE_CUDA)
-  auto info = engine::QueryCudaDevice(0);
+  auto info = OnCpu() ? absl::StatusOr<engine::CudaDeviceInfo>(absl::UnavailableError("cpu"))
+                      : engine::QueryCudaDevice(0);
+  if (!OnCpu())
   results.device = info.ok() ? absl::StrFormat("%s (sm_%d, %.1f GiB)", info->name,
                                                info->compute_capability,
                                                info->total_bytes / double(1 << 30))
@@ -688,9 +792,11 @@ int Main(int argc, char** argv) {
   }
   results.hbm_bytes_per_second = *hbm;
   results.gemm_flops_per_second = *gemm;
-  Log(absl::StrFormat("measured ceilings: HBM %.0f GB/s (2 GiB device copy, read + write), "
-                      "bf16 GEMM %.0f TFLOP/s (8192^3 through Backend::Gemm)",
-                      *hbm * 1e-9, *gemm * 1e-12));
+  Log(absl::StrFormat("measured ceilings: %s %.0f GB/s (%s, read + write), %s GEMM %.2f TFLOP/s "
+                      "(%s through Backend::Gemm)",
+                      OnCpu() ? "host memory" : "HBM", *hbm * 1e-9,
+                      OnCpu() ? "256 MiB memcpy" : "2 GiB device copy", OnCpu() ? "f32" : "bf16",
+                      *gemm * 1e-12, OnCpu() ? "1024^3" : "8192^3"));
   WriteJson(results);
 
   auto batches = ParseList(absl::GetFlag(FLAGS_batches));
@@ -701,9 +807,11 @@ int Main(int argc, char** argv) {
   }
   for (absl::string_view name : absl::StrSplit(absl::GetFlag(FLAGS_models), ',', absl::SkipEmpty())) {
     if (name == "bamba") {
-      RunModel(Bamba9B(), *batches, *contexts, &results);
+      RunModel(absl::GetFlag(FLAGS_tiny) ? Tiny(Bamba9B()) : Bamba9B(), *batches, *contexts,
+               &results);
     } else if (name == "llama") {
-      RunModel(Llama3_8B(), *batches, *contexts, &results);
+      RunModel(absl::GetFlag(FLAGS_tiny) ? Tiny(Llama3_8B()) : Llama3_8B(), *batches, *contexts,
+               &results);
     } else {
       Log(absl::StrCat("unknown model ", name));
       return 2;
