@@ -11,8 +11,11 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -27,6 +30,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/ascii.h"
 #include "google/protobuf/util/json_util.h"
 #include "grpcpp/grpcpp.h"
 #include "hybridserve/v1/inference.grpc.pb.h"
@@ -41,6 +45,18 @@ ABSL_FLAG(bool, json, false,
           "(proto field names), then {\"summary\": {...}} with all token ids, the whole "
           "text, finish_reason and usage. tokenize / detokenize / models: the response "
           "message as one JSON object.");
+ABSL_FLAG(std::string, api_key_file, "",
+          "File holding the API key to send (as 'authorization: Bearer <key>'), for "
+          "servers started with --api-keys-file. Default: the HS_API_KEY environment "
+          "variable when set. (A file or the environment, never the command line, so "
+          "the key does not show in process listings.)");
+ABSL_FLAG(std::string, tls_ca, "",
+          "PEM file of the CA that signed the server's certificate: connect with TLS. "
+          "Empty = plaintext.");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM client certificate for servers that require one (--tls-client-ca); "
+          "needs --tls-key and --tls-ca.");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert.");
 ABSL_FLAG(double, timeout, 0,
           "Deadline of the call in seconds (e.g. 2.5); 0 = none. A generate call that "
           "passes it ends with DEADLINE_EXCEEDED.");
@@ -122,7 +138,8 @@ constexpr int kExitUsage = 2;
 constexpr const char* kUsage =
     "Command-line client of a hybridserve server (gRPC, hybridserve.v1.Inference).\n"
     "\n"
-    "Usage: hs_client [--server host:port] [--json] SUBCOMMAND [flags] [args]\n"
+    "Usage: hs_client [--server host:port] [--tls_ca ca.pem] [--api_key_file F] [--json]\n"
+    "                 SUBCOMMAND [flags] [args]\n"
     "\n"
     "Subcommands:\n"
     "  generate    Stream a completion. Text is written to stdout as it arrives;\n"
@@ -226,7 +243,67 @@ absl::StatusOr<std::vector<int32_t>> ParseIds(absl::string_view flag, absl::stri
 // Words after the subcommand, joined by spaces.
 std::string JoinArgs(const std::vector<std::string>& args) { return absl::StrJoin(args, " "); }
 
-void SetDeadline(grpc::ClientContext* context) {
+// The API key every call sends, if any (read once in main).
+std::string& ApiKey() {
+  static std::string key;
+  return key;
+}
+
+absl::StatusOr<std::string> ReadFile(const std::string& flag, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::InvalidArgumentError(absl::StrCat(flag, ": cannot read '", path, "'"));
+  std::stringstream data;
+  data << in.rdbuf();
+  return data.str();
+}
+
+// TLS credentials from --tls-ca / --tls-cert / --tls-key, or plaintext.
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentials() {
+  const std::string ca = absl::GetFlag(FLAGS_tls_ca);
+  const std::string cert = absl::GetFlag(FLAGS_tls_cert);
+  const std::string key = absl::GetFlag(FLAGS_tls_key);
+  if (ca.empty()) {
+    if (!cert.empty() || !key.empty()) {
+      return absl::InvalidArgumentError("--tls_cert and --tls_key need --tls_ca");
+    }
+    return grpc::InsecureChannelCredentials();
+  }
+  if (cert.empty() != key.empty()) {
+    return absl::InvalidArgumentError("give both --tls_cert and --tls_key, or neither");
+  }
+  grpc::SslCredentialsOptions options;
+  auto root = ReadFile("--tls_ca", ca);
+  if (!root.ok()) return root.status();
+  options.pem_root_certs = *root;
+  if (!cert.empty()) {
+    auto chain = ReadFile("--tls_cert", cert);
+    if (!chain.ok()) return chain.status();
+    auto private_key = ReadFile("--tls_key", key);
+    if (!private_key.ok()) return private_key.status();
+    options.pem_cert_chain = *chain;
+    options.pem_private_key = *private_key;
+  }
+  return grpc::SslCredentials(options);
+}
+
+// The key from --api-key-file, else $HS_API_KEY, else none.
+absl::StatusOr<std::string> LoadApiKey() {
+  std::string key;
+  const std::string path = absl::GetFlag(FLAGS_api_key_file);
+  if (!path.empty()) {
+    auto data = ReadFile("--api_key_file", path);
+    if (!data.ok()) return data.status();
+    key = std::string(absl::StripAsciiWhitespace(*data));
+    if (key.empty()) return absl::InvalidArgumentError("--api_key_file: the file is empty");
+  } else if (const char* env = std::getenv("HS_API_KEY"); env != nullptr) {
+    key = std::string(absl::StripAsciiWhitespace(env));
+  }
+  return key;
+}
+
+// Sets what every call carries: the API key and the deadline.
+void PrepareContext(grpc::ClientContext* context) {
+  if (!ApiKey().empty()) context->AddMetadata("authorization", "Bearer " + ApiKey());
   const double seconds = absl::GetFlag(FLAGS_timeout);
   if (seconds > 0) {
     context->set_deadline(std::chrono::system_clock::now() +
@@ -292,7 +369,7 @@ int Generate(v1::Inference::Stub& stub, const std::vector<std::string>& args,
   const bool json = absl::GetFlag(FLAGS_json);
 
   grpc::ClientContext context;
-  SetDeadline(&context);
+  PrepareContext(&context);
   std::unique_ptr<grpc::ClientReader<v1::GenerateResponse>> reader = stub.Generate(&context, *req);
   v1::GenerateResponse response;
   v1::GenerateResponse summary;  // every response's tokens and text; the last one's finish and usage
@@ -343,7 +420,7 @@ int Tokenize(v1::Inference::Stub& stub, const std::vector<std::string>& args) {
   req.set_text(text);
   if (auto v = absl::GetFlag(FLAGS_add_special_tokens)) req.set_add_special_tokens(*v);
   grpc::ClientContext context;
-  SetDeadline(&context);
+  PrepareContext(&context);
   v1::TokenizeResponse response;
   const grpc::Status status = stub.Tokenize(&context, req, &response);
   if (!status.ok()) return RpcError(status);
@@ -366,7 +443,7 @@ int Detokenize(v1::Inference::Stub& stub, const std::vector<std::string>& args) 
   req.mutable_token_ids()->Add(ids->begin(), ids->end());
   if (auto v = absl::GetFlag(FLAGS_skip_special_tokens)) req.set_skip_special_tokens(*v);
   grpc::ClientContext context;
-  SetDeadline(&context);
+  PrepareContext(&context);
   v1::DetokenizeResponse response;
   const grpc::Status status = stub.Detokenize(&context, req, &response);
   if (!status.ok()) return RpcError(status);
@@ -406,7 +483,7 @@ void PrintModel(const v1::ModelInfo& m) {
 int Models(v1::Inference::Stub& stub) {
   const bool json = absl::GetFlag(FLAGS_json);
   grpc::ClientContext context;
-  SetDeadline(&context);
+  PrepareContext(&context);
   const std::string name = absl::GetFlag(FLAGS_model);
   if (!name.empty()) {
     v1::GetModelRequest req;
@@ -491,7 +568,12 @@ int Main(int argc, char** argv) {
   const std::string command = positional[1];
   const std::vector<std::string> rest(positional.begin() + 2, positional.end());
 
-  auto channel = grpc::CreateChannel(absl::GetFlag(FLAGS_server), grpc::InsecureChannelCredentials());
+  auto credentials = ChannelCredentials();
+  if (!credentials.ok()) return UsageError(std::string(credentials.status().message()));
+  auto api_key = LoadApiKey();
+  if (!api_key.ok()) return UsageError(std::string(api_key.status().message()));
+  ApiKey() = *api_key;
+  auto channel = grpc::CreateChannel(absl::GetFlag(FLAGS_server), *credentials);
   std::unique_ptr<v1::Inference::Stub> stub = v1::Inference::NewStub(channel);
   if (command == "generate") return Generate(*stub, rest, *stops);
   if (!stops->empty()) return UsageError("--stop applies to generate only");

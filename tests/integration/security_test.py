@@ -16,6 +16,7 @@ and the plaintext health port, against the real server.
 
 The CA and certificates are made at test time with the openssl command.
 """
+import os
 import re
 import subprocess
 import threading
@@ -434,6 +435,49 @@ class MutualTlsTest(unittest.TestCase):
             r = harness.generate(pb_stub(channel), harness.request([256, 72, 105],
                                                                    max_new_tokens=3))
             self.assertEqual(len(r.token_ids), 3)
+
+
+class HsClientTest(unittest.TestCase):
+    """The command-line client speaks TLS (with a client certificate) and sends
+    the API key from a file or $HS_API_KEY, never echoing it."""
+
+    def run_client(self, *args, env_key=None):
+        env = {k: v for k, v in os.environ.items() if k != "HS_API_KEY"}
+        if env_key is not None:
+            env["HS_API_KEY"] = env_key
+        proc = subprocess.run([harness.binary("hs_client"), *args], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env,
+                              timeout=SHORT_TIMEOUT_S)
+        for secret in KEYS.values():
+            self.assertNotIn(secret, proc.stdout + proc.stderr)
+        return proc
+
+    def test_api_key_from_file_or_environment(self):
+        server = f"--server={keys_server.address}"
+        missing = self.run_client(server, "models")
+        self.assertEqual(missing.returncode, 1, missing.stderr)
+        self.assertIn("UNAUTHENTICATED", missing.stderr)
+        from_env = self.run_client(server, "models", env_key=KEYS["alice"])
+        self.assertEqual(from_env.returncode, 0, from_env.stderr)
+        key_file = work / "client_key.txt"
+        key_file.write_text(KEYS["bob"] + "\n")
+        from_file = self.run_client(server, f"--api_key_file={key_file}", "generate",
+                                    "--prompt_ids=256,72,105", "--max_new_tokens=3", "--json")
+        self.assertEqual(from_file.returncode, 0, from_file.stderr)
+        self.assertIn('"summary"', from_file.stdout)
+
+    def test_mutual_tls(self):
+        server = f"--server={mtls_server.address}"
+        tls = [f"--tls_ca={certs.path('ca.pem')}", f"--tls_cert={certs.path('client.pem')}",
+               f"--tls_key={certs.path('client.key')}"]
+        ok = self.run_client(server, *tls, "generate", "--prompt_ids=256,72,105",
+                             "--max_new_tokens=3")
+        self.assertEqual(ok.returncode, 0, ok.stderr)
+        no_cert = self.run_client(server, tls[0], "models")
+        self.assertEqual(no_cert.returncode, 1, no_cert.stderr)
+        usage = self.run_client(server, tls[1], tls[2], "models")
+        self.assertEqual(usage.returncode, 2, usage.stderr)
+        self.assertIn("--tls_cert and --tls_key need --tls_ca", usage.stderr)
 
 
 class BadFlagsTest(unittest.TestCase):
