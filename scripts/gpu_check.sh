@@ -148,6 +148,7 @@ run() {
     echo "bundle built from: $(head -1 "$work/COMMIT" 2>/dev/null)"
     nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem \
       --format=csv,noheader 2>&1 | sed 's/^/gpu: /'
+    echo "libc: $(ldd --version 2>&1 | head -1)"
   } > "$summary"
 
   # Library path: ours, then CUDA's cuBLAS, then fallbacks the machine lacks.
