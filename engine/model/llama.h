@@ -12,12 +12,14 @@
 #include "absl/status/statusor.h"
 #include "engine/backend/backend.h"
 #include "engine/checkpoint.h"
-#include "engine/model/model.h"
+#include "engine/model/attention_block.h"
+#include "engine/model/mlp_block.h"
+#include "engine/model/residual_stack.h"
 #include "engine/model_config.h"
 
 namespace hybridserve::engine {
 
-class LlamaModel final : public Model {
+class LlamaModel final : public ResidualStackModel {
  public:
   // Loads the weights and allocates the workspace. Errors name the missing or
   // misshapen tensor and its file. `backend` must outlive the model.
@@ -25,59 +27,28 @@ class LlamaModel final : public Model {
       const ModelConfig& config, const Checkpoint& checkpoint, Backend* backend,
       const ModelLoadOptions& options);
 
-  int64_t vocab_size() const override { return config_.vocab_size; }
-  int64_t num_kv_layers() const override { return config_.num_layers; }
-  uint64_t weight_bytes() const override { return weights_.num_bytes(); }
-  uint64_t workspace_bytes() const override { return workspace_.num_bytes(); }
-
-  absl::Status Forward(const ForwardInputs& inputs,
-                       const ModelCaches& caches) override;
-  absl::Status ComputeLogits(const Tensor& rows, const Tensor& logits) override;
-
  private:
+  // Two sub-layers: 2i the attention, 2i + 1 the MLP of layer i.
   struct Layer {
-    Tensor input_norm;   // [H]
-    Tensor q, k, v;      // [nH*D, H], [nKV*D, H], [nKV*D, H]
-    Tensor q_bias, k_bias, v_bias;  // [nH*D], [nKV*D], [nKV*D] or empty
-    Tensor o;            // [H, nH*D]
-    Tensor o_bias;       // [H] or empty
-    Tensor post_norm;    // [H]
-    Tensor gate_up;      // [2I, H]: gate_proj rows then up_proj rows
-    Tensor gate_up_bias; // [2I] or empty
-    Tensor down;         // [H, I]
-    Tensor down_bias;    // [H] or empty
-  };
-  // Activations for up to max_num_tokens tokens, act dtype.
-  struct Workspace {
-    Tensor residual;  // [T, H]
-    Tensor x;         // [T, H] normed input of the current sub-layer
-    Tensor q;         // [T, nH, D]
-    Tensor k;         // [T, nKV, D]
-    Tensor v;         // [T, nKV, D]
-    Tensor attn;      // [T, nH, D]
-    Tensor proj;      // [T, H] output of o_proj / down_proj
-    Tensor gate_up;   // [T, 2I]
-    Tensor act;       // [T, I]
-    Tensor gathered;  // [R, H] rows picked for logits
-    Tensor inv_freq;  // [rotary_dim / 2], f32
+    Tensor input_norm;  // [H]
+    AttentionBlock attention;
+    Tensor post_norm;   // [H] post_attention_layernorm
+    MlpBlock mlp;
   };
 
-  LlamaModel(const ModelConfig& config, Backend* backend)
-      : config_(config), backend_(backend) {}
-  absl::Status AllocateWorkspace(const ModelLoadOptions& options);
+  LlamaModel(const ModelConfig& config, Backend* backend);
 
-  ModelConfig config_;
-  Backend* backend_;
-  DeviceBuffer weights_;
-  DeviceBuffer workspace_;
-  Tensor embed_;       // [V, H]
-  Tensor final_norm_;  // [H]
-  Tensor lm_head_;     // [V, H]; same memory as embed_ when tied
+  void PlanLayerWeights(WeightLoader& loader) override;
+  void PlanLayerWorkspace(WorkspacePlan& plan, int64_t max_num_tokens, DType act) override;
+  absl::Status FinishLoad() override;
+  int64_t num_sublayers() const override { return 2 * static_cast<int64_t>(layers_.size()); }
+  const Tensor& sublayer_norm(int64_t s) const override;
+  absl::Status RunSublayer(int64_t s, const ForwardInputs& inputs, const ModelCaches& caches,
+                           const Tensor& x, const Tensor& out) const override;
+
   std::vector<Layer> layers_;
-  Workspace ws_;
-  RopeParams rope_;
-  int64_t max_num_tokens_ = 0;
-  int64_t last_num_tokens_ = 0;
+  AttentionBlock::Workspace attention_ws_;
+  MlpBlock::Workspace mlp_ws_;
 };
 
 }  // namespace hybridserve::engine

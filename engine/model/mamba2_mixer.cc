@@ -3,13 +3,6 @@
 #include "engine/status_macros.h"
 
 namespace hybridserve::engine {
-namespace {
-
-Tensor RowsOrEmpty(const Tensor& t, int64_t first, int64_t count) {
-  return t.empty() ? Tensor() : t.Rows(first, count);
-}
-
-}  // namespace
 
 void Mamba2Mixer::AddWeights(WeightLoader& loader, const std::string& prefix,
                              const SsmConfig& ssm, int64_t hidden_size) {

@@ -74,6 +74,12 @@ class WeightLoader {
   DeviceBuffer buffer_;
 };
 
+// Rows [first, first + count) of a loaded tensor, or an empty tensor when `t`
+// is empty (an optional bias the checkpoint does not carry).
+inline Tensor RowsOrEmpty(const Tensor& t, int64_t first, int64_t count) {
+  return t.empty() ? Tensor() : t.Rows(first, count);
+}
+
 }  // namespace hybridserve::engine
 
 #endif  // HYBRIDSERVE_ENGINE_MODEL_WEIGHT_LOADER_H_
