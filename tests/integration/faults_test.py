@@ -41,7 +41,7 @@ def setUpModule():
     global hybrid, initial, probe_tokens
     model = hybrid_model()
     hybrid = harness.Server(model, "--max-num-seqs", str(MAX_NUM_SEQS),
-                            "--outbox-events", str(OUTBOX_EVENTS), name="faults_hybrid").start()
+                            name="faults_hybrid").start()
     stub = hybrid.stub()
     initial = harness.get_model(stub).load
     assert initial.total_kv_blocks > 0 and initial.total_state_slots > 0, initial
@@ -199,33 +199,49 @@ class DeadlineTest(unittest.TestCase):
 
 
 class SlowClientTest(unittest.TestCase):
+    """Its own server: after clients that never read, it must still drain and
+    exit promptly on SIGTERM (a call the server never finishes would block
+    its shutdown)."""
+
     def test_client_that_never_reads_is_cancelled_and_others_unaffected(self):
-        # A channel of its own whose flow-control window does not grow: once the
-        # server's writes stop completing, the outbox (--outbox-events) fills.
-        with grpc.insecure_channel(hybrid.address, options=[("grpc.http2.bdp_probe", 0)]) as ch:
-            idle_stub = harness.pb_grpc.InferenceStub(ch)
-            # Large responses (top-20 logprobs each) fill the window sooner.
-            stuck = [idle_stub.Generate(harness.request([256, 60 + i], max_new_tokens=LONG,
-                                                        logprobs=20),
-                                        timeout=harness.RPC_TIMEOUT_S) for i in range(2)]
-            try:
-                # A well-behaved client meanwhile: full length, the same tokens.
-                reader = Reader(hybrid.stub().Generate(
-                    harness.request(PROBE, max_new_tokens=len(probe_tokens)),
-                    timeout=harness.RPC_TIMEOUT_S))
-                self.assertTrue(reader.join())
-                self.assertEqual(reader.code, grpc.StatusCode.OK, reader.details)
-                self.assertEqual(reader.tokens(), list(probe_tokens))
-                # The server ends the stuck streams on its own (the clients have
-                # not cancelled): everything is freed while their calls are open.
-                t0 = time.monotonic()
-                wait_pools_back(self, hybrid, initial, probe_tokens,
-                                what="while two clients never read", timeout_s=120)
-                print(f"  stuck streams ended by the server within {time.monotonic() - t0:.1f} s")
-            finally:
-                for c in stuck:
-                    c.cancel()
-        wait_pools_back(self, hybrid, initial, probe_tokens, what="after the stuck clients left")
+        srv = harness.Server(hybrid_model(), "--max-num-seqs", str(MAX_NUM_SEQS),
+                             "--outbox-events", str(OUTBOX_EVENTS), name="faults_slow").start()
+        try:
+            load0 = harness.get_model(srv.stub()).load
+            # A channel of its own whose flow-control window does not grow: once
+            # the server's writes stop completing, the outbox (--outbox-events) fills.
+            with grpc.insecure_channel(srv.address, options=[("grpc.http2.bdp_probe", 0),
+                                                             ("grpc.use_local_subchannel_pool", 1)]) as ch:
+                idle_stub = harness.pb_grpc.InferenceStub(ch)
+                # Large responses (top-20 logprobs each) fill the window sooner.
+                stuck = [idle_stub.Generate(harness.request([256, 60 + i], max_new_tokens=LONG,
+                                                            logprobs=20),
+                                            timeout=harness.RPC_TIMEOUT_S) for i in range(2)]
+                try:
+                    # A well-behaved client meanwhile: full length, the same tokens.
+                    reader = Reader(srv.stub().Generate(
+                        harness.request(PROBE, max_new_tokens=len(probe_tokens)),
+                        timeout=harness.RPC_TIMEOUT_S))
+                    self.assertTrue(reader.join())
+                    self.assertEqual(reader.code, grpc.StatusCode.OK, reader.details)
+                    self.assertEqual(reader.tokens(), list(probe_tokens))
+                    # The server ends the stuck streams on its own (the clients have
+                    # not cancelled): everything is freed while their calls are open.
+                    t0 = time.monotonic()
+                    wait_pools_back(self, srv, load0, probe_tokens,
+                                    what="while two clients never read", timeout_s=120)
+                    print(f"  stuck streams ended by the server within "
+                          f"{time.monotonic() - t0:.1f} s")
+                finally:
+                    for c in stuck:
+                        c.cancel()
+            wait_pools_back(self, srv, load0, probe_tokens, what="after the stuck clients left")
+            srv.terminate()
+            t0 = time.monotonic()
+            self.assertEqual(srv.wait(timeout=60), 0, srv.log_tail())
+            print(f"  exit 0 {time.monotonic() - t0:.1f} s after SIGTERM")
+        finally:
+            srv.kill()
 
 
 def metrics_safe():
