@@ -181,11 +181,19 @@ Comparison Compare(const std::vector<float>& gpu, const std::vector<float>& ref,
 }
 
 void FailureDump::Add(const std::string& name, const HostTensor& t) {
+  if (t.numel() > kMaxDumpElements) {
+    omitted_.push_back(absl::StrCat(name, " ", t.ShapeString()));
+    return;
+  }
   tensors_.emplace_back(name, t);
 }
 
 void FailureDump::AddValues(const std::string& name, const std::vector<float>& v,
                             std::initializer_list<int64_t> shape) {
+  if (static_cast<int64_t>(v.size()) > kMaxDumpElements) {
+    omitted_.push_back(absl::StrCat(name, " (", v.size(), " elements)"));
+    return;
+  }
   tensors_.emplace_back(name, HostTensor(v, shape));
 }
 
@@ -263,7 +271,11 @@ void FailureDump::Write(const std::string& reason) {
                     "\", \"shape\": ", t.ShapeString(), "}");
     first = false;
   }
-  meta += "\n  ]\n}\n";
+  meta += "\n  ],\n  \"omitted_as_too_large\": [";
+  for (size_t i = 0; i < omitted_.size(); ++i) {
+    absl::StrAppend(&meta, i ? ", " : "", "\"", omitted_[i], "\"");
+  }
+  meta += "]\n}\n";
   std::ofstream(dir / "meta.json") << meta;
 }
 

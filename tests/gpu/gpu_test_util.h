@@ -109,6 +109,8 @@ Comparison Compare(const std::vector<float>& gpu, const std::vector<float>& ref,
 // GPU output) and, when a comparison fails and HS_GPU_FAIL_DIR is set,
 // writes them to $HS_GPU_FAIL_DIR/<test name>[_<tag>]/<name>.bin (raw
 // little-endian f32 or i32) with a meta.json of names, dtypes and shapes.
+// Tensors are copied when added; those over kMaxDumpElements are only named
+// in meta.json (the inputs are seeded: rerunning the test remakes them).
 class FailureDump {
  public:
   explicit FailureDump(std::string tag = "") : tag_(std::move(tag)) {}
@@ -124,8 +126,10 @@ class FailureDump {
   void Write(const std::string& reason);
 
  private:
+  static constexpr int64_t kMaxDumpElements = int64_t{16} << 20;
   std::string tag_;
   std::vector<std::pair<std::string, HostTensor>> tensors_;
+  std::vector<std::string> omitted_;
 };
 
 // `lhs = value of expr` for a StatusOr `expr`, or a fatal test failure with
