@@ -55,7 +55,7 @@ class CudaModelParityTest : public ::testing::TestWithParam<std::string> {
     o.device = "cuda";
     o.dtype = "f32";
     // Tiny models: a small share of the GPU is plenty for 16 sequences.
-    o.gpu_memory_fraction = 0.02;
+    o.gpu_memory_fraction = 0.04;
     o.block_tokens = 16;
     o.max_num_tokens = 512;
     o.max_num_seqs = 16;
