@@ -715,7 +715,8 @@ void RunModel(const ModelShape& s, const std::vector<int64_t>& batches,
   o.model_dir = dir;
   o.device = OnCpu() ? "cpu" : "cuda";
   o.dtype = OnCpu() ? "f32" : "bf16";
-  o.kv_cache_bytes = uint64_t{2} << 30;  // CPU only
+  // CPU only (the GPU budget comes from gpu_memory_fraction).
+  o.kv_cache_bytes = absl::GetFlag(FLAGS_tiny) ? uint64_t{64} << 20 : uint64_t{16} << 30;
   o.gpu_memory_fraction = absl::GetFlag(FLAGS_gpu_memory_fraction);
   o.random_weights_seed = 1234;
   o.block_tokens = 16;
