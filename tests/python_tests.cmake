@@ -44,8 +44,3 @@ foreach(t ${HS_INTEGRATION_TESTS})
   set_tests_properties(integration_${t} PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 900
     LABELS "python;integration")
 endforeach()
-# The metrics endpoint is served by civetweb (through prometheus-cpp), whose worker
-# threads have small stacks: under ASan its formatted writes overflow them (a
-# stack overflow inside uninstrumented civetweb, not in our code), so this test
-# runs in the normal build only.
-set_tests_properties(integration_metrics PROPERTIES LABELS "python;integration;no_sanitizer")
