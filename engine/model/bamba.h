@@ -1,28 +1,23 @@
 // BambaForCausalLM over the Backend op set (transformers' modeling_bamba.py,
-// eager attention): embedding → per layer [RMSNorm → mixer → residual →
-// RMSNorm → SwiGLU MLP → residual] → RMSNorm → lm_head, where the mixer is
-// attention (GQA, partial rotary: rotary_dim of head_dim, optional biases) at
-// the config's attn_layer_indices and a Mamba-2 mixer elsewhere. Attention
-// layers use the paged KV cache, Mamba layers the state slots.
+// eager attention): DecoderModel with attention (GQA, partial rotary:
+// rotary_dim of head_dim, optional biases) at the config's attn_layer_indices
+// and a Mamba-2 mixer elsewhere, and Bamba's tensor names; lm_head tied to the
+// embedding when the config says so.
 // Thread-compatible; owned by the engine loop.
 #ifndef HYBRIDSERVE_ENGINE_MODEL_BAMBA_H_
 #define HYBRIDSERVE_ENGINE_MODEL_BAMBA_H_
 
 #include <memory>
-#include <vector>
 
 #include "absl/status/statusor.h"
 #include "engine/backend/backend.h"
 #include "engine/checkpoint.h"
-#include "engine/model/attention_block.h"
-#include "engine/model/mamba2_mixer.h"
-#include "engine/model/mlp_block.h"
-#include "engine/model/residual_stack.h"
+#include "engine/model/decoder_model.h"
 #include "engine/model_config.h"
 
 namespace hybridserve::engine {
 
-class BambaModel final : public ResidualStackModel {
+class BambaModel final : public DecoderModel {
  public:
   // Loads the weights and allocates the workspace. Errors name the missing or
   // misshapen tensor and its file. `backend` must outlive the model.
@@ -31,32 +26,7 @@ class BambaModel final : public ResidualStackModel {
       const ModelLoadOptions& options);
 
  private:
-  // Two sub-layers: 2i the mixer, 2i + 1 the MLP of layer i.
-  struct Layer {
-    bool is_attention = false;
-    int64_t cache_index = 0;  // into caches.kv or caches.ssm
-    Tensor input_norm;        // [H]
-    AttentionBlock attention;  // attention layers
-    Mamba2Mixer mamba;         // Mamba layers
-    Tensor pre_ff_norm;       // [H]
-    MlpBlock mlp;
-  };
-
   BambaModel(const ModelConfig& config, Backend* backend);
-
-  void PlanLayerWeights(WeightLoader& loader) override;
-  void PlanLayerWorkspace(WorkspacePlan& plan, int64_t max_num_tokens, DType act) override;
-  absl::Status FinishLoad() override;
-  int64_t num_sublayers() const override { return 2 * static_cast<int64_t>(layers_.size()); }
-  const Tensor& sublayer_norm(int64_t s) const override;
-  absl::Status RunSublayer(int64_t s, const ForwardInputs& inputs, const ModelCaches& caches,
-                           const Tensor& x, const Tensor& out) const override;
-
-  std::vector<Layer> layers_;
-  // Planned only when some layer uses them.
-  AttentionBlock::Workspace attention_ws_;
-  Mamba2Mixer::Workspace mamba_ws_;
-  MlpBlock::Workspace mlp_ws_;
 };
 
 }  // namespace hybridserve::engine
