@@ -3,96 +3,36 @@
 // class (c): f32 within 1e-3 absolute; bf16 checkpoints within 2x
 // transformers' own bf16-vs-f32 gap; greedy tokens by teacher forcing where
 // the reference's top-2 margin exceeds 5x the tolerance.
-#include <algorithm>
-#include <cmath>
 #include <string>
+#include <vector>
 
 #include "engine/runtime/engine.h"
-#include "engine/runtime/logprobs.h"
-#include "engine/runtime/plan_builder.h"
 #include "gtest/gtest.h"
+#include "tests/testing/engine_test_util.h"
 #include "tests/testing/golden.h"
+#include "tests/testing/golden_checks.h"
 
 namespace hybridserve::engine {
 namespace {
 
-using testing::GoldenFixture;
-
-constexpr double kF32Tolerance = 1e-3;
-
-class LlamaGoldenTest : public ::testing::TestWithParam<std::string> {};
-
-std::unique_ptr<Engine> MakeEngine(const std::filesystem::path& dir, const std::string& dtype) {
-  EngineOptions o;
-  o.model_dir = dir;
-  o.device = "cpu";
-  o.dtype = dtype;
-  o.num_threads = 2;
-  o.kv_cache_bytes = 8 << 20;
-  o.block_tokens = 16;
-  o.max_num_tokens = 256;
-  auto e = Engine::Create(o);
-  EXPECT_TRUE(e.ok()) << e.status();
-  return e.ok() ? std::move(e).value() : nullptr;
-}
-
-// Logits of every position of `ids` from one forward pass of a fresh sequence.
-std::vector<float> FullForward(Engine& e, const std::vector<int32_t>& ids) {
-  PlanBuilder builder(e.memory_plan().num_blocks, e.memory_plan().block_tokens);
-  auto plan = builder.Build({{.seq_id = 0, .tokens = ids, .all_logits = true}});
-  EXPECT_TRUE(plan.ok()) << plan.status();
-  StepOutput out;
-  absl::Status st = e.Step(*plan, &out);
-  EXPECT_TRUE(st.ok()) << st;
-  return out.logits;
-}
-
-double MaxAbsDiff(const std::vector<float>& a, const std::vector<float>& b) {
-  EXPECT_EQ(a.size(), b.size());
-  double m = 0.0;
-  for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
-    m = std::max(m, std::abs(double(a[i]) - double(b[i])));
+class LlamaGoldenTest : public testing::GoldenEngineTest {
+ protected:
+  void SetUp() override {
+    ASSERT_NO_FATAL_FAILURE(LoadFixtureAndEngine(
+        testing::CpuEngineOptions({.kv_cache_bytes = 8 << 20, .max_num_tokens = 256})));
   }
-  return m;
-}
+};
 
 TEST_P(LlamaGoldenTest, MatchesTransformers) {
-  auto fixture = testing::LoadGoldenFixture(GetParam());
-  ASSERT_TRUE(fixture.ok()) << fixture.status();
-  auto engine = MakeEngine(fixture->dir, "auto");
-  ASSERT_NE(engine, nullptr);
-  const int64_t vocab = fixture->vocab_size;
-  const bool bf16 = fixture->checkpoint_dtype == "bfloat16";
-  for (size_t c = 0; c < fixture->cases.size(); ++c) {
-    const testing::GoldenCase& gc = fixture->cases[c];
-    const std::vector<float> ours = FullForward(*engine, gc.full_ids);
-    const double gap = MaxAbsDiff(ours, gc.logits_f32);
-    double tolerance = kF32Tolerance;
-    if (bf16) {
-      // Weights are bf16 values computed in f32, so we should also sit within
-      // the f32 tolerance of the upcast reference; the contract is the 2x rule.
-      tolerance = 2.0 * gc.bf16_vs_f32_max_abs_gap;
-      EXPECT_LE(gap, kF32Tolerance) << "case " << c << ": vs upcast f32 reference";
-    }
-    EXPECT_LE(gap, tolerance) << "case " << c;
-    std::printf("[golden] %s case %zu: max |ours - transformers f32| = %.3g (tolerance %.3g)\n",
-                GetParam().c_str(), c, gap, tolerance);
-
+  for (size_t c = 0; c < fixture_.cases.size(); ++c) {
+    const testing::GoldenCase& gc = fixture_.cases[c];
+    // Logits of every position from one forward pass of a fresh sequence.
+    const std::vector<float> ours = testing::RunChunked(*engine_, gc.full_ids, gc.full_ids.size());
+    const double tolerance = testing::ExpectLogitsMatchTransformers(ours, fixture_, c);
     // Teacher forcing: row p predicts full_ids[p + 1].
-    int compared = 0;
-    for (size_t p = gc.prompt_ids.size() - 1; p + 1 < gc.full_ids.size(); ++p) {
-      if (gc.top2_margin[p] <= 5 * tolerance) continue;
-      ++compared;
-      const int32_t ours_top = Argmax(absl::MakeConstSpan(ours).subspan(p * vocab, vocab));
-      EXPECT_EQ(ours_top, gc.full_ids[p + 1]) << "case " << c << " position " << p;
-    }
+    const int compared = testing::ExpectGreedyTokens(ours, fixture_, c, 5 * tolerance);
     // Also every prompt position where transformers is confident.
-    for (size_t p = 0; p + 1 < gc.full_ids.size(); ++p) {
-      if (gc.top2_margin[p] <= 5 * tolerance) continue;
-      const int32_t ref_top = Argmax(absl::MakeConstSpan(gc.logits_f32).subspan(p * vocab, vocab));
-      EXPECT_EQ(Argmax(absl::MakeConstSpan(ours).subspan(p * vocab, vocab)), ref_top)
-          << "case " << c << " position " << p;
-    }
+    testing::ExpectConfidentTopTokens(ours, fixture_, c, 5 * tolerance);
     EXPECT_GT(compared, 0) << "case " << c << ": no greedy token was confident enough to compare";
   }
 }

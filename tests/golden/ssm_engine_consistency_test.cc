@@ -3,14 +3,15 @@
 // state travels between steps in the engine's state slots, so these check the
 // slot plumbing as much as the ops. Batched vs alone is class (b), bitwise;
 // incremental and chunked prefill are class (c), within the f32 tolerance.
-#include <algorithm>
-#include <cmath>
+#include <cstdio>
 #include <cstring>
-#include <random>
+#include <string>
+#include <vector>
 
 #include "engine/runtime/engine.h"
 #include "engine/runtime/plan_builder.h"
 #include "gtest/gtest.h"
+#include "tests/testing/engine_test_util.h"
 #include "tests/testing/golden.h"
 
 namespace hybridserve::engine {
@@ -18,62 +19,18 @@ namespace {
 
 constexpr double kTolerance = 1e-3;
 
-class SsmConsistencyTest : public ::testing::TestWithParam<std::string> {
+class SsmConsistencyTest : public testing::GoldenEngineTest {
  protected:
   void SetUp() override {
-    auto fixture = testing::LoadGoldenFixture(GetParam());
-    ASSERT_TRUE(fixture.ok()) << fixture.status();
-    fixture_ = *std::move(fixture);
-    EngineOptions o;
-    o.model_dir = fixture_.dir;
-    o.device = "cpu";
-    o.num_threads = 2;
-    o.kv_cache_bytes = 16 << 20;
-    o.block_tokens = 16;
-    o.max_num_tokens = 512;
-    o.max_num_seqs = 16;
-    o.max_model_len = 256;
-    auto e = Engine::Create(o);
-    ASSERT_TRUE(e.ok()) << e.status();
-    engine_ = *std::move(e);
-    vocab_ = engine_->config().vocab_size;
+    ASSERT_NO_FATAL_FAILURE(LoadFixtureAndEngine(testing::CpuEngineOptions(
+        {.kv_cache_bytes = 16 << 20, .max_num_tokens = 512, .max_num_seqs = 16,
+         .max_model_len = 256})));
   }
 
-  PlanBuilder NewBuilder() const {
-    const MemoryPlan& m = engine_->memory_plan();
-    return PlanBuilder(m.num_blocks, m.block_tokens, m.num_state_slots);
-  }
-
-  // Runs `ids` as sequence 0 (fresh) in chunks; returns every token's logits.
+  PlanBuilder NewBuilder() const { return testing::NewPlanBuilder(*engine_); }
   std::vector<float> RunChunked(const std::vector<int32_t>& ids, size_t chunk) {
-    PlanBuilder builder = NewBuilder();
-    std::vector<float> all;
-    StepOutput out;
-    for (size_t first = 0; first < ids.size(); first += chunk) {
-      const size_t n = std::min(chunk, ids.size() - first);
-      auto plan = builder.Build({{.seq_id = 0,
-                                  .tokens = {ids.begin() + first, ids.begin() + first + n},
-                                  .all_logits = true}});
-      EXPECT_TRUE(plan.ok()) << plan.status();
-      absl::Status st = engine_->Step(*plan, &out);
-      EXPECT_TRUE(st.ok()) << st;
-      all.insert(all.end(), out.logits.begin(), out.logits.end());
-    }
-    return all;
+    return testing::RunChunked(*engine_, ids, chunk);
   }
-
-  double MaxAbsDiff(const std::vector<float>& a, const std::vector<float>& b) {
-    EXPECT_EQ(a.size(), b.size());
-    double m = 0.0;
-    for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) {
-      m = std::max(m, std::abs(double(a[i]) - b[i]));
-    }
-    return m;
-  }
-
-  testing::GoldenFixture fixture_;
-  std::unique_ptr<Engine> engine_;
-  int64_t vocab_ = 0;
 };
 
 TEST_P(SsmConsistencyTest, MemoryPlanHasStateSlots) {
@@ -87,115 +44,42 @@ TEST_P(SsmConsistencyTest, MemoryPlanHasStateSlots) {
 }
 
 TEST_P(SsmConsistencyTest, IncrementalDecodeMatchesFullForward) {
-  for (const auto& gc : fixture_.cases) {
-    const std::vector<float> full = RunChunked(gc.full_ids, gc.full_ids.size());
-    PlanBuilder builder = NewBuilder();
-    StepOutput out;
-    auto plan = builder.Build({{.seq_id = 0, .tokens = gc.prompt_ids, .all_logits = true}});
-    ASSERT_TRUE(plan.ok());
-    ASSERT_TRUE(engine_->Step(*plan, &out).ok());
-    std::vector<float> incremental = out.logits;
-    for (size_t p = gc.prompt_ids.size(); p < gc.full_ids.size(); ++p) {
-      plan = builder.Build({{.seq_id = 0, .tokens = {gc.full_ids[p]}}});
-      ASSERT_TRUE(plan.ok());
-      ASSERT_TRUE(engine_->Step(*plan, &out).ok());
-      incremental.insert(incremental.end(), out.logits.begin(), out.logits.end());
-    }
-    const double gap = MaxAbsDiff(incremental, full);
-    std::printf("[consistency] %s incremental vs full: max |diff| = %.3g\n",
-                GetParam().c_str(), gap);
-    EXPECT_LE(gap, kTolerance);
-  }
+  testing::ExpectIncrementalDecodeMatchesFullForward(*engine_, fixture_, kTolerance);
 }
 
 TEST_P(SsmConsistencyTest, ChunkedPrefillMatchesFullForward) {
-  const auto& ids = fixture_.cases.back().full_ids;  // the longest case
-  const std::vector<float> full = RunChunked(ids, ids.size());
-  for (size_t chunk : {1, 7, 64}) {
-    const double gap = MaxAbsDiff(RunChunked(ids, chunk), full);
-    std::printf("[consistency] %s chunks of %zu vs full: max |diff| = %.3g\n",
-                GetParam().c_str(), chunk, gap);
-    EXPECT_LE(gap, kTolerance) << "chunk " << chunk;
-  }
+  testing::ExpectChunkedPrefillMatchesFullForward(*engine_, fixture_, kTolerance);
 }
 
 TEST_P(SsmConsistencyTest, BatchedSequencesAreBitwiseIdenticalToAlone) {
   // 8 sequences of different lengths: prefills in one plan, then decodes in
   // one plan, then a mixed plan (a new prefill among decodes).
   const int lengths[8] = {1, 3, 5, 16, 17, 33, 64, 100};
-  std::mt19937 gen(7);
-  std::uniform_int_distribution<int32_t> token(0, static_cast<int32_t>(vocab_ - 1));
-  std::vector<std::vector<int32_t>> prompts;
-  for (int len : lengths) {
-    std::vector<int32_t> p(len);
-    for (auto& t : p) t = token(gen);
-    prompts.push_back(p);
-  }
-  std::vector<std::vector<float>> alone_prefill, alone_decode, alone_second;
-  for (const auto& p : prompts) {
-    PlanBuilder builder = NewBuilder();
-    StepOutput out;
-    auto plan = builder.Build({{.seq_id = 0, .tokens = p, .all_logits = true}});
-    ASSERT_TRUE(plan.ok());
-    ASSERT_TRUE(engine_->Step(*plan, &out).ok());
-    alone_prefill.push_back(out.logits);
-    plan = builder.Build({{.seq_id = 0, .tokens = {42}}});
-    ASSERT_TRUE(plan.ok());
-    ASSERT_TRUE(engine_->Step(*plan, &out).ok());
-    alone_decode.push_back(out.logits);
-    plan = builder.Build({{.seq_id = 0, .tokens = {7, 8, 9}, .all_logits = true}});
-    ASSERT_TRUE(plan.ok());
-    ASSERT_TRUE(engine_->Step(*plan, &out).ok());
-    alone_second.push_back(out.logits);
-  }
+  const std::vector<std::vector<int32_t>> prompts = testing::RandomPrompts(lengths, vocab_, 7);
+  // Alone: prefill, one decode step (token 42), then 3 more tokens.
+  const PlanBuilder::Chunk decode{.tokens = {42}};
+  const PlanBuilder::Chunk three{.tokens = {7, 8, 9}, .all_logits = true};
+  std::vector<std::vector<std::vector<float>>> alone;  // [sequence][step]
+  ASSERT_NO_FATAL_FAILURE(testing::RunEachAlone(*engine_, prompts, {decode, three}, &alone));
   // Together, in a builder whose slots are handed out in a different order
-  // (a throwaway sequence takes slot 0 first).
+  // (a throwaway sequence takes slot 0 first): prefills, then decodes.
   PlanBuilder builder = NewBuilder();
   ASSERT_TRUE(builder.Build({{.seq_id = 99, .tokens = {1}}}).ok());
-  std::vector<PlanBuilder::Chunk> chunks;
-  for (size_t i = 0; i < prompts.size(); ++i) {
-    chunks.push_back({.seq_id = static_cast<int64_t>(i), .tokens = prompts[i], .all_logits = true});
-  }
-  auto plan = builder.Build(chunks);
-  ASSERT_TRUE(plan.ok());
-  StepOutput out;
-  ASSERT_TRUE(engine_->Step(*plan, &out).ok());
-  size_t offset = 0;
-  for (size_t i = 0; i < prompts.size(); ++i) {
-    ASSERT_EQ(0, std::memcmp(out.logits.data() + offset, alone_prefill[i].data(),
-                             alone_prefill[i].size() * sizeof(float)))
-        << "prefill of sequence " << i << " (length " << lengths[i] << ")";
-    offset += alone_prefill[i].size();
-  }
-  chunks.clear();
-  for (size_t i = 0; i < prompts.size(); ++i) {
-    chunks.push_back({.seq_id = static_cast<int64_t>(i), .tokens = {42}});
-  }
-  plan = builder.Build(chunks);
-  ASSERT_TRUE(plan.ok());
-  ASSERT_TRUE(engine_->Step(*plan, &out).ok());
-  for (size_t i = 0; i < prompts.size(); ++i) {
-    EXPECT_EQ(0, std::memcmp(out.logits.data() + i * vocab_, alone_decode[i].data(),
-                             vocab_ * sizeof(float)))
-        << "decode of sequence " << i;
-  }
+  ASSERT_NO_FATAL_FAILURE(
+      testing::ExpectBatchedEqualsAlone(*engine_, builder, prompts, {decode}, alone));
   // Mixed: every sequence continues with 3 tokens, plus a fresh prefill.
-  chunks.clear();
+  std::vector<PlanBuilder::Chunk> chunks;
+  std::vector<const std::vector<float>*> expected;
   for (size_t i = 0; i < prompts.size(); ++i) {
-    chunks.push_back({.seq_id = static_cast<int64_t>(i), .tokens = {7, 8, 9}, .all_logits = true});
+    PlanBuilder::Chunk next = three;
+    next.seq_id = static_cast<int64_t>(i);
+    chunks.push_back(next);
+    expected.push_back(&alone[i][2]);
   }
   chunks.push_back({.seq_id = 100, .tokens = prompts[6], .all_logits = true});
-  plan = builder.Build(chunks);
-  ASSERT_TRUE(plan.ok());
-  ASSERT_TRUE(engine_->Step(*plan, &out).ok());
-  for (size_t i = 0; i < prompts.size(); ++i) {
-    EXPECT_EQ(0, std::memcmp(out.logits.data() + i * 3 * vocab_, alone_second[i].data(),
-                             3 * vocab_ * sizeof(float)))
-        << "continuation of sequence " << i;
-  }
-  EXPECT_EQ(0, std::memcmp(out.logits.data() + 8 * 3 * vocab_, alone_prefill[6].data(),
-                           alone_prefill[6].size() * sizeof(float)))
-      << "fresh prefill among continuations";
+  expected.push_back(&alone[6][0]);
+  testing::ExpectStepBitwiseEqual(*engine_, builder, chunks, expected,
+                                  "continuation (or fresh prefill among them)");
 }
 
 TEST_P(SsmConsistencyTest, InvalidPlansAreRejectedWithoutSideEffects) {

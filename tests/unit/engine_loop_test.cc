@@ -7,51 +7,19 @@
 #include <memory>
 #include <thread>
 
-#include "engine/runtime/plan_builder.h"
 #include "gtest/gtest.h"
 #include "scheduler/token_stream.h"
+#include "tests/testing/engine_test_util.h"
+#include "tests/testing/loop_test_util.h"
 #include "tests/testing/test_env.h"
 #include "tools/lib/tiny_model.h"
 
 namespace hybridserve::scheduler {
 namespace {
 
-using engine::Engine;
+using Result = testing::StreamResult;
 
-struct Result {
-  std::vector<int32_t> tokens;
-  std::vector<double> logprobs;
-  std::string text;
-  FinishReason finish = FinishReason::kNone;
-  absl::Status status;
-  int events = 0;
-};
-
-// Reads a stream to its end (busy-polling; the tests are short).
-Result Collect(TokenStream& stream, absl::Duration timeout = absl::Seconds(60)) {
-  Result r;
-  const absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
-    std::optional<TokenEvent> e = stream.Pop();
-    if (!e) {
-      absl::SleepFor(absl::Microseconds(200));
-      continue;
-    }
-    ++r.events;
-    r.tokens.insert(r.tokens.end(), e->token_ids.begin(), e->token_ids.end());
-    for (const auto& lp : e->logprobs) r.logprobs.push_back(lp.logprob);
-    r.text += e->text;
-    if (e->is_final()) {
-      r.finish = e->finish;
-      r.status = e->status;
-      return r;
-    }
-  }
-  ADD_FAILURE() << "stream did not finish";
-  return r;
-}
-
-class EngineLoopTest : public ::testing::Test {
+class EngineLoopTest : public testing::EngineLoopFixture<::testing::Test> {
  protected:
   static void SetUpTestSuite() {
     dir_ = new std::filesystem::path(testing::MakeTempDir() / "tiny");
@@ -63,7 +31,6 @@ class EngineLoopTest : public ::testing::Test {
   void SetUp() override { MakeLoop({}); }
 
   void MakeLoop(EngineLoopOptions options, uint64_t kv_bytes = 8 << 20) {
-    loop_.reset();
     engine::EngineOptions eo;
     eo.model_dir = *dir_;
     eo.device = "cpu";
@@ -72,61 +39,19 @@ class EngineLoopTest : public ::testing::Test {
     eo.max_num_tokens = options.max_batched_tokens;
     eo.max_num_seqs = options.max_num_seqs;
     eo.max_model_len = 512;
-    auto e = Engine::Create(eo);
-    ASSERT_TRUE(e.ok()) << e.status();
-    engine_ = *std::move(e);
-    auto t = engine::tokenizer::Tokenizer::FromFile(*dir_);
-    ASSERT_TRUE(t.ok()) << t.status();
-    tokenizer_ = *std::move(t);
-    loop_ = std::make_unique<EngineLoop>(engine_.get(), tokenizer_.get(), options);
-    ASSERT_TRUE(loop_->Warmup().ok());
-    loop_->Start();
-  }
-
-  std::unique_ptr<Request> MakeRequest(std::vector<int32_t> prompt, int max_new,
-                                       float temperature = 0.0f, uint64_t seed = 1) {
-    auto r = std::make_unique<Request>();
-    r->prompt_ids = std::move(prompt);
-    r->sampling.temperature = temperature;
-    r->sampling.seed = seed;
-    r->stop.max_new_tokens = max_new;
-    r->stop.ignore_eos = true;
-    r->logprobs = 0;
-    r->arrival = absl::Now();
-    r->stream = std::make_shared<TokenStream>(1024);
-    return r;
-  }
-
-  Result RunAlone(std::unique_ptr<Request> r) {
-    auto stream = r->stream;
-    EXPECT_TRUE(loop_->Submit(std::move(r)).ok());
-    return Collect(*stream);
+    ASSERT_NO_FATAL_FAILURE(StartLoop(eo, options));
   }
 
   void ExpectAllFree() {
-    // The load is published after each step; give the loop a moment.
-    const absl::Time deadline = absl::Now() + absl::Seconds(10);
-    LoopLoad load = loop_->load();
-    while ((load.free_kv_blocks != load.total_kv_blocks || load.running != 0) &&
-           absl::Now() < deadline) {
-      absl::SleepFor(absl::Milliseconds(2));
-      load = loop_->load();
-    }
+    const LoopLoad load = testing::WaitForIdleLoad(*loop_);
     EXPECT_EQ(load.free_kv_blocks, load.total_kv_blocks);
     EXPECT_EQ(load.running, 0);
     EXPECT_EQ(load.waiting, 0);
   }
 
-  static std::vector<int32_t> Prompt(int n, int salt) {
-    std::vector<int32_t> p(n);
-    for (int i = 0; i < n; ++i) p[i] = (i * 37 + salt * 11) % 256;
-    return p;
-  }
+  static std::vector<int32_t> Prompt(int n, int salt) { return testing::TestPrompt(n, salt); }
 
   static std::filesystem::path* dir_;
-  std::unique_ptr<Engine> engine_;
-  std::unique_ptr<engine::tokenizer::Tokenizer> tokenizer_;
-  std::unique_ptr<EngineLoop> loop_;
 };
 
 std::filesystem::path* EngineLoopTest::dir_ = nullptr;
@@ -136,20 +61,10 @@ TEST_F(EngineLoopTest, GreedyMatchesDirectEngineSteps) {
   Result r = RunAlone(MakeRequest(prompt, 12));
   EXPECT_EQ(r.finish, FinishReason::kLength);
   ASSERT_EQ(r.tokens.size(), 12u);
-  // The same greedy continuation straight through Engine::Step.
-  engine::PlanBuilder builder(engine_->memory_plan().num_blocks, engine_->memory_plan().block_tokens);
-  engine::StepOutput out;
-  auto plan = builder.Build({{.seq_id = 0, .tokens = prompt}});
-  // The loop owns the engine while running: stop it first.
+  // The same greedy continuation straight through Engine::Step. The loop
+  // owns the engine while running: stop it first.
   loop_->Stop();
-  ASSERT_TRUE(engine_->Step(*plan, &out).ok());
-  for (size_t i = 0; i < r.tokens.size(); ++i) {
-    const int32_t next = static_cast<int32_t>(
-        std::max_element(out.logits.begin(), out.logits.end()) - out.logits.begin());
-    EXPECT_EQ(r.tokens[i], next) << "token " << i;
-    plan = builder.Build({{.seq_id = 0, .tokens = {next}}});
-    ASSERT_TRUE(engine_->Step(*plan, &out).ok());
-  }
+  testing::ExpectGreedyThroughEngine(*engine_, prompt, r.tokens);
 }
 
 TEST_F(EngineLoopTest, SixteenConcurrentRequestsEqualAlone) {
