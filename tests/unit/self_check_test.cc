@@ -17,97 +17,25 @@ using ::testing::HasSubstr;
 
 // A CPU backend whose Gemm result is off by `delta` at one element (row
 // `row`, column `col`) of every call large enough to hold it; every other op
-// is the CPU backend's. (CpuBackend is final, so this wraps one.) Buffers are
-// allocated by, and freed through, the wrapped backend.
-class WrongGemmBackend final : public Backend {
+// is the CPU backend's.
+class WrongGemmBackend final : public CpuBackend {
  public:
   WrongGemmBackend(int64_t row, int64_t col, float delta)
-      : cpu_(CpuBackendOptions{.num_threads = 1}), row_(row), col_(col), delta_(delta) {}
+      : CpuBackend(CpuBackendOptions{.num_threads = 1}), row_(row), col_(col), delta_(delta) {}
 
   std::string_view name() const override { return "cpu-wrong-gemm"; }
-  DType act_dtype() const override { return cpu_.act_dtype(); }
-  absl::StatusOr<DeviceBuffer> Allocate(size_t num_bytes, std::string_view pool) override {
-    return cpu_.Allocate(num_bytes, pool);
-  }
-  absl::Status CopyToDevice(const void* src, void* dst, size_t n) override {
-    return cpu_.CopyToDevice(src, dst, n);
-  }
-  absl::Status CopyToHost(const void* src, void* dst, size_t n) override {
-    return cpu_.CopyToHost(src, dst, n);
-  }
-  absl::Status Zero(const Tensor& t) override { return cpu_.Zero(t); }
-  absl::Status Synchronize() override { return cpu_.Synchronize(); }
-  absl::Status FillUniform(const Tensor& t, uint64_t seed, float lo, float hi) override {
-    return cpu_.FillUniform(t, seed, lo, hi);
-  }
   absl::Status Gemm(const Tensor& x, const Tensor& w, const Tensor& bias,
                     const Tensor& y) override {
-    absl::Status st = cpu_.Gemm(x, w, bias, y);
+    absl::Status st = CpuBackend::Gemm(x, w, bias, y);
     if (st.ok() && y.dim(0) > row_ && y.dim(1) > col_) {
       y.as<float>()[row_ * y.dim(1) + col_] += delta_;
       ++perturbed_calls_;
     }
     return st;
   }
-  absl::Status Embedding(const Tensor& ids, const Tensor& table, const Tensor& out) override {
-    return cpu_.Embedding(ids, table, out);
-  }
-  absl::Status RmsNorm(const Tensor& x, const Tensor& w, float eps, const Tensor& out) override {
-    return cpu_.RmsNorm(x, w, eps, out);
-  }
-  absl::Status AddRmsNorm(const Tensor& residual, const Tensor& x, const Tensor& w, float eps,
-                          const Tensor& out) override {
-    return cpu_.AddRmsNorm(residual, x, w, eps, out);
-  }
-  absl::Status Rope(const Tensor& q, const Tensor& k, const Tensor& positions,
-                    const RopeParams& rope) override {
-    return cpu_.Rope(q, k, positions, rope);
-  }
-  absl::Status KvWrite(const Tensor& k, const Tensor& v, const Tensor& slot_mapping,
-                       const Tensor& k_cache, const Tensor& v_cache) override {
-    return cpu_.KvWrite(k, v, slot_mapping, k_cache, v_cache);
-  }
-  absl::Status PagedAttention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
-                              const AttentionBatch& batch, float scale,
-                              const Tensor& out) override {
-    return cpu_.PagedAttention(q, k_cache, v_cache, batch, scale, out);
-  }
-  absl::Status SiluMul(const Tensor& gate_up, const Tensor& out) override {
-    return cpu_.SiluMul(gate_up, out);
-  }
-  absl::Status GatherRows(const Tensor& x, const Tensor& rows, const Tensor& out) override {
-    return cpu_.GatherRows(x, rows, out);
-  }
-  absl::Status CausalConv1d(const Tensor& x, const Tensor& weight, const Tensor& bias,
-                            const Tensor& conv_state, const SsmBatch& batch, bool silu,
-                            const Tensor& out) override {
-    return cpu_.CausalConv1d(x, weight, bias, conv_state, batch, silu, out);
-  }
-  absl::Status Mamba2Scan(const Tensor& xbc, const Tensor& dt, const Tensor& a_log,
-                          const Tensor& dt_bias, const Tensor& d, const Tensor& ssm_state,
-                          const SsmBatch& batch, const Mamba2ScanParams& params,
-                          const Tensor& y) override {
-    return cpu_.Mamba2Scan(xbc, dt, a_log, dt_bias, d, ssm_state, batch, params, y);
-  }
-  absl::Status Mamba1Scan(const Tensor& x, const Tensor& dt, const Tensor& bc, const Tensor& z,
-                          const Tensor& a_log, const Tensor& dt_bias, const Tensor& d,
-                          const Tensor& ssm_state, const SsmBatch& batch,
-                          const Tensor& y) override {
-    return cpu_.Mamba1Scan(x, dt, bc, z, a_log, dt_bias, d, ssm_state, batch, y);
-  }
-  absl::Status GatedRmsNorm(const Tensor& x, const Tensor& z, const Tensor& w,
-                            int64_t group_size, float eps, const Tensor& out) override {
-    return cpu_.GatedRmsNorm(x, z, w, group_size, eps, out);
-  }
-
   int perturbed_calls() const { return perturbed_calls_; }
 
- protected:
-  // Never called: every DeviceBuffer handed out belongs to cpu_.
-  void Free(void*, size_t) override {}
-
  private:
-  CpuBackend cpu_;
   const int64_t row_;
   const int64_t col_;
   const float delta_;

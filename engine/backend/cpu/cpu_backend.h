@@ -18,7 +18,8 @@ struct CpuBackendOptions {
   int num_threads = 0;
 };
 
-class CpuBackend final : public Backend {
+// Not final: tests derive from it to fake a faulty backend (one op wrong).
+class CpuBackend : public Backend {
  public:
   explicit CpuBackend(const CpuBackendOptions& options);
 
