@@ -112,6 +112,9 @@ class Backend {
                                     size_t num_bytes) = 0;
   virtual absl::Status CopyToHost(const void* device_src, void* host_dst,
                                   size_t num_bytes) = 0;
+  // Copies between two buffers of this backend's memory (queued on the
+  // device; ordered with the ops). REQUIRES: the ranges do not overlap.
+  virtual absl::Status CopyOnDevice(const void* src, void* dst, size_t num_bytes) = 0;
   virtual absl::Status Zero(const Tensor& t) = 0;
   // Waits until queued work is done (a no-op on the CPU).
   virtual absl::Status Synchronize() = 0;

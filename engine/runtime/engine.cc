@@ -364,18 +364,15 @@ absl::Status Engine::CopyKvBlocks(absl::Span<const int32_t> src_blocks,
       }
     }
   }
-  // The backend's op set has host copies only: stage each block through the
-  // host (a test and benchmark path, not a serving one).
   for (const KvLayerCache& layer : caches_.kv) {
     for (const Tensor* t : {&layer.k, &layer.v}) {
       const size_t block_bytes = t->num_bytes() / static_cast<size_t>(plan_.num_blocks);
-      host_copy_.resize(block_bytes);
       char* base = static_cast<char*>(t->data);
       for (size_t i = 0; i < src_blocks.size(); ++i) {
-        HS_RETURN_IF_ERROR(backend_->CopyToHost(base + src_blocks[i] * block_bytes,
-                                                host_copy_.data(), block_bytes));
-        HS_RETURN_IF_ERROR(backend_->CopyToDevice(
-            host_copy_.data(), base + dst_blocks[i] * block_bytes, block_bytes));
+        if (src_blocks[i] == dst_blocks[i]) continue;
+        HS_RETURN_IF_ERROR(backend_->CopyOnDevice(base + src_blocks[i] * block_bytes,
+                                                  base + dst_blocks[i] * block_bytes,
+                                                  block_bytes));
       }
     }
   }
@@ -389,14 +386,12 @@ absl::Status Engine::CopyStateSlot(int32_t src_slot, int32_t dst_slot) {
           "CopyStateSlot: slot ", s, " outside [0, ", plan_.num_state_slots, ")"));
     }
   }
+  if (src_slot == dst_slot) return absl::OkStatus();
   for (const SsmLayerState& layer : caches_.ssm) {
     for (const Tensor* t : {&layer.conv, &layer.ssm}) {
       const size_t slot_bytes = t->num_bytes() / static_cast<size_t>(plan_.num_state_slots);
-      host_copy_.resize(slot_bytes);
       char* base = static_cast<char*>(t->data);
-      HS_RETURN_IF_ERROR(backend_->CopyToHost(base + src_slot * slot_bytes,
-                                              host_copy_.data(), slot_bytes));
-      HS_RETURN_IF_ERROR(backend_->CopyToDevice(host_copy_.data(),
+      HS_RETURN_IF_ERROR(backend_->CopyOnDevice(base + src_slot * slot_bytes,
                                                 base + dst_slot * slot_bytes, slot_bytes));
     }
   }

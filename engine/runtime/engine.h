@@ -164,7 +164,6 @@ class Engine final : public StepEngine {
   std::vector<int32_t> host_meta_;  // staging for meta_buffer_
   std::vector<float> host_logits_;  // staging for non-f32 logits
   PlanCheckScratch plan_check_;     // reused by ValidateStepPlan
-  std::vector<std::byte> host_copy_;  // staging for CopyKvBlocks / CopyStateSlot
 };
 
 }  // namespace hybridserve::engine

@@ -68,6 +68,11 @@ absl::Status CpuBackend::CopyToHost(const void* device_src, void* host_dst,
   return absl::OkStatus();
 }
 
+absl::Status CpuBackend::CopyOnDevice(const void* src, void* dst, size_t num_bytes) {
+  if (num_bytes > 0) std::memcpy(dst, src, num_bytes);
+  return absl::OkStatus();
+}
+
 absl::Status CpuBackend::Zero(const Tensor& t) {
   if (t.numel() > 0) std::memset(t.data, 0, t.num_bytes());
   return absl::OkStatus();

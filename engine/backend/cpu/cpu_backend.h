@@ -31,6 +31,7 @@ class CpuBackend : public Backend {
                                         std::string_view pool) override;
   absl::Status CopyToDevice(const void* host_src, void* device_dst,
                             size_t num_bytes) override;
+  absl::Status CopyOnDevice(const void* src, void* dst, size_t num_bytes) override;
   absl::Status CopyToHost(const void* device_src, void* host_dst,
                           size_t num_bytes) override;
   absl::Status Zero(const Tensor& t) override;

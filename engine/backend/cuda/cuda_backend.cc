@@ -337,6 +337,12 @@ absl::Status CudaBackend::CopyToHost(const void* device_src, void* host_dst,
   return CudaCheck(cudaStreamSynchronize(stream_), "CopyToHost sync");
 }
 
+absl::Status CudaBackend::CopyOnDevice(const void* src, void* dst, size_t num_bytes) {
+  if (num_bytes == 0) return absl::OkStatus();
+  return CudaCheck(cudaMemcpyAsync(dst, src, num_bytes, cudaMemcpyDeviceToDevice, stream_),
+                   "CopyOnDevice");
+}
+
 absl::Status CudaBackend::Zero(const Tensor& t) {
   if (t.numel() == 0) return absl::OkStatus();
   return CudaCheck(cudaMemsetAsync(t.data, 0, t.num_bytes(), stream_), "Zero");
