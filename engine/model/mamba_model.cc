@@ -3,8 +3,6 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "engine/model/mamba1_mixer.h"
-#include "engine/model/mamba2_mixer.h"
 #include "engine/status_macros.h"
 
 namespace hybridserve::engine {

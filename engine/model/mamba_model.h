@@ -1,4 +1,5 @@
-// The Mamba backbone (transformers' MambaForCausalLM and Mamba2ForCausalLM):
+// The Mamba backbone (transformers' MambaForCausalLM, modeling_mamba.py
+// slow_forward, and Mamba2ForCausalLM, modeling_mamba2.py torch_forward):
 // embedding → per layer [RMSNorm → mixer → residual] → RMSNorm (norm_f) →
 // lm_head (tied to the embedding when the config says so). Every layer is an
 // SSM layer with one state per sequence; no KV cache. `Mixer` is Mamba1Mixer
@@ -20,6 +21,8 @@
 #include "absl/status/statusor.h"
 #include "engine/backend/backend.h"
 #include "engine/checkpoint.h"
+#include "engine/model/mamba1_mixer.h"
+#include "engine/model/mamba2_mixer.h"
 #include "engine/model/residual_stack.h"
 #include "engine/model_config.h"
 
@@ -54,6 +57,13 @@ class MambaModel final : public ResidualStackModel {
   std::vector<Layer> layers_;
   typename Mixer::Workspace mixer_ws_;
 };
+
+// Instantiated in mamba_model.cc.
+extern template class MambaModel<Mamba1Mixer>;
+extern template class MambaModel<Mamba2Mixer>;
+
+using Mamba1Model = MambaModel<Mamba1Mixer>;  // MambaForCausalLM
+using Mamba2Model = MambaModel<Mamba2Mixer>;  // Mamba2ForCausalLM
 
 }  // namespace hybridserve::engine
 
