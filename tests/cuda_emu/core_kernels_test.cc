@@ -8,7 +8,9 @@
 // Tolerances (atol, rtol), outputs of order 1 (as tests/gpu):
 //   RmsNorm, AddRmsNorm, GatedRmsNorm, SiluMul, Rope:
 //                          f32 (1e-5, 1e-4)   bf16 (1e-2, 1e-2)
-//   GatherRows / Embedding, KvWrite: exact (bitwise), whole cache compared
+//   GatherRows / Embedding, KvWrite, FillUniform: exact (bitwise); KvWrite
+//   compares the whole cache
+// BroadcastRow has no CPU twin: checked against its definition, bitwise.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -18,6 +20,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "engine/dtype.h"
 #include "tests/cuda_emu/emu_test_util.h"
 #include "engine/backend/cuda/elementwise_kernels.h"
 #include "engine/backend/cuda/norm_kernels.h"
@@ -269,6 +272,65 @@ TEST_P(CoreKernelsTest, KvWriteShuffledSlots) {
     ASSERT_EQ(engine::cuda::LaunchKvWrite(p, nullptr), cudaSuccess);
     EXPECT_TRUE(AllClose(k_cache.Read(), ref_k, 0, 0)) << "k_cache";
     EXPECT_TRUE(AllClose(v_cache.Read(), ref_v, 0, 0)) << "v_cache";
+  }
+}
+
+// Bitwise: both sides compute lo + span * u in f32 without FMA, then round.
+TEST_P(CoreKernelsTest, FillUniformIsBitwiseEqual) {
+  struct Case {
+    int64_t n;
+    uint64_t seed;
+    float lo, hi;
+  };
+  for (const Case& c : {Case{1000, 1, -1.0f, 1.0f}, Case{4099, 1234, -0.02f, 0.02f},
+                        Case{1, 99, 0.5f, 1.5f}}) {
+    SCOPED_TRACE(absl::StrCat("n ", c.n, " seed ", c.seed));
+    std::vector<float> ref_f32(c.n);
+    std::vector<uint16_t> ref_bits(c.n);
+    const engine::DType dtype = half() ? engine::DType::kBF16 : engine::DType::kF32;
+    const engine::Tensor t(half() ? static_cast<void*>(ref_bits.data()) : ref_f32.data(),
+                           dtype, {c.n});
+    ASSERT_TRUE(cpu_.FillUniform(t, c.seed, c.lo, c.hi).ok());
+    std::vector<float> ref(c.n);
+    for (int64_t i = 0; i < c.n; ++i) {
+      ref[i] = half() ? engine::BF16ToF32(ref_bits[i]) : ref_f32[i];
+    }
+    ElemBuffer out(elem(), Filled(c.n, kNaN));
+    engine::cuda::FillUniformParams p;
+    p.out = out.data();
+    p.n = c.n;
+    p.seed = c.seed;
+    p.lo = c.lo;
+    p.span = c.hi - c.lo;
+    p.elem = elem();
+    ASSERT_EQ(engine::cuda::LaunchFillUniform(p, nullptr), cudaSuccess);
+    EXPECT_TRUE(AllClose(out.Read(), ref, 0, 0));
+  }
+}
+
+// No CPU twin (the CPU Gemm adds its bias itself): every row must equal the
+// input row, bitwise.
+TEST_P(CoreKernelsTest, BroadcastRow) {
+  struct Case {
+    int64_t rows, n;
+  };
+  uint32_t seed = 400;
+  for (const Case& c : {Case{5, 333}, Case{1, 4096}, Case{3, 1}}) {
+    SCOPED_TRACE(absl::StrCat("rows ", c.rows, " n ", c.n));
+    ElemBuffer row(elem(), RandomNormal(c.n, ++seed));
+    ElemBuffer out(elem(), Filled(c.rows * c.n, kNaN));
+    std::vector<float> want;
+    for (int64_t r = 0; r < c.rows; ++r) {
+      want.insert(want.end(), row.values().begin(), row.values().end());
+    }
+    engine::cuda::BroadcastRowParams p;
+    p.row = row.data();
+    p.out = out.data();
+    p.rows = c.rows;
+    p.n = c.n;
+    p.elem = elem();
+    ASSERT_EQ(engine::cuda::LaunchBroadcastRow(p, nullptr), cudaSuccess);
+    EXPECT_TRUE(AllClose(out.Read(), want, 0, 0));
   }
 }
 

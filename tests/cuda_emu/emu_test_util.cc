@@ -122,3 +122,7 @@ std::string ElemParamName(const ::testing::TestParamInfo<ElemType>& info) {
 }
 
 }  // namespace hybridserve::cuda_emu_testing
+
+namespace hybridserve::engine::cuda {
+void PrintTo(ElemType elem, std::ostream* os) { *os << cuda_emu_testing::ElemName(elem); }
+}  // namespace hybridserve::engine::cuda

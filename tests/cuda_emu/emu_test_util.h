@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,11 @@
 #include "gtest/gtest.h"
 // Last: the emulator's CUDA headers define macros (threadIdx, __shared__, ...).
 #include "engine/backend/cuda/cuda_common.h"
+
+namespace hybridserve::engine::cuda {
+// Test names and messages show "f32", "bf16", "f16".
+void PrintTo(ElemType elem, std::ostream* os);
+}  // namespace hybridserve::engine::cuda
 
 namespace hybridserve::cuda_emu_testing {
 

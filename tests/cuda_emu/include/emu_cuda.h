@@ -131,6 +131,16 @@ inline void Trampoline() {
   SwitchToScheduler(true);
 }
 
+// Out of line: getcontext returns twice, which would clobber the caller's
+// loop variables.
+[[gnu::noinline]] inline void MakeFiberContext(Fiber& f) {
+  getcontext(&f.ctx);
+  f.ctx.uc_stack.ss_sp = f.stack;
+  f.ctx.uc_stack.ss_size = kStackBytes;
+  f.ctx.uc_link = nullptr;
+  makecontext(&f.ctx, Trampoline, 0);
+}
+
 inline void RunBlock() {
   const int n = g_block_dim.x * g_block_dim.y * g_block_dim.z;
   std::vector<Fiber> fs(n);
@@ -144,11 +154,7 @@ inline void RunBlock() {
 #ifdef EMU_ASAN_FIBERS
     ASAN_UNPOISON_MEMORY_REGION(f.stack, kStackBytes);
 #endif
-    getcontext(&f.ctx);
-    f.ctx.uc_stack.ss_sp = f.stack;
-    f.ctx.uc_stack.ss_size = kStackBytes;
-    f.ctx.uc_link = nullptr;
-    makecontext(&f.ctx, Trampoline, 0);
+    MakeFiberContext(f);
   }
   const int num_warps = (n + 31) / 32;
   while (true) {
