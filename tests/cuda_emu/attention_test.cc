@@ -137,6 +137,8 @@ TEST(EmuPagedAttentionTest, DecodeAndSplitK) {
       {"mixed_split_bf16_d64", ElemType::kBF16, 8, 2, 64, 16,
        {{1, 700}, {5, 5}, {1, 2}, {12, 300}}, 100, 2},
       {"mqa_split_d32_bt32", ElemType::kF32, 4, 1, 32, 32, {{3, 70}, {1, 1}, {9, 9}, {1, 400}}, 50, 2},
+      // Llama-3-8B's attention: 32 query heads, 8 KV heads of 128; an H100's SMs.
+      {"llama3_8b_decode_split_bf16", ElemType::kBF16, 32, 8, 128, 16, {{1, 513}, {1, 77}}, 132, 2},
   };
   uint32_t seed = 1000;
   for (const AttnCase& c : cases) RunAttention(c, seed += 10);

@@ -1,13 +1,13 @@
 // The core kernels (norm_kernels.cu, elementwise_kernels.cu,
 // rope_kv_kernels.cu) run under the CPU emulator against their CPU twins
 // (CpuBackend::RmsNorm, AddRmsNorm, GatedRmsNorm, SiluMul, Embedding,
-// GatherRows, Rope, KvWrite) on seeded random inputs, f32 and bf16. For bf16
-// the CPU op runs in f32 on the bf16-rounded inputs. Outputs start as NaN, so
+// GatherRows, Rope, KvWrite, FillUniform) on seeded random inputs, f32, bf16
+// and f16. For 16-bit types the CPU op runs in f32 on the rounded inputs. Outputs start as NaN, so
 // an element a kernel does not write fails.
 //
 // Tolerances (atol, rtol), outputs of order 1 (as tests/gpu):
 //   RmsNorm, AddRmsNorm, GatedRmsNorm, SiluMul, Rope:
-//                          f32 (1e-5, 1e-4)   bf16 (1e-2, 1e-2)
+//                          f32 (1e-5, 1e-4)   bf16, f16 (1e-2, 1e-2)
 //   GatherRows / Embedding, KvWrite, FillUniform: exact (bitwise); KvWrite
 //   compares the whole cache
 // BroadcastRow has no CPU twin: checked against its definition, bitwise.
@@ -287,13 +287,17 @@ TEST_P(CoreKernelsTest, FillUniformIsBitwiseEqual) {
     SCOPED_TRACE(absl::StrCat("n ", c.n, " seed ", c.seed));
     std::vector<float> ref_f32(c.n);
     std::vector<uint16_t> ref_bits(c.n);
-    const engine::DType dtype = half() ? engine::DType::kBF16 : engine::DType::kF32;
+    const engine::DType dtype = elem() == ElemType::kBF16  ? engine::DType::kBF16
+                                : elem() == ElemType::kF16 ? engine::DType::kF16
+                                                           : engine::DType::kF32;
     const engine::Tensor t(half() ? static_cast<void*>(ref_bits.data()) : ref_f32.data(),
                            dtype, {c.n});
     ASSERT_TRUE(cpu_.FillUniform(t, c.seed, c.lo, c.hi).ok());
     std::vector<float> ref(c.n);
     for (int64_t i = 0; i < c.n; ++i) {
-      ref[i] = half() ? engine::BF16ToF32(ref_bits[i]) : ref_f32[i];
+      ref[i] = elem() == ElemType::kBF16  ? engine::BF16ToF32(ref_bits[i])
+               : elem() == ElemType::kF16 ? engine::F16ToF32(ref_bits[i])
+                                          : ref_f32[i];
     }
     ElemBuffer out(elem(), Filled(c.n, kNaN));
     engine::cuda::FillUniformParams p;
@@ -335,7 +339,7 @@ TEST_P(CoreKernelsTest, BroadcastRow) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Elem, CoreKernelsTest,
-                         ::testing::Values(ElemType::kF32, ElemType::kBF16),
+                         ::testing::Values(ElemType::kF32, ElemType::kBF16, ElemType::kF16),
                          ElemParamName);
 
 }  // namespace

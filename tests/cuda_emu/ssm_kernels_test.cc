@@ -1,6 +1,6 @@
 // The SSM kernels (causal_conv1d.cu, mamba2_ssd.cu, mamba1_scan.cu) under the
 // CPU emulator against their CPU twins, CpuBackend::CausalConv1d, Mamba2Scan
-// and Mamba1Scan, f32 and bf16 (the CPU op on the bf16-rounded inputs; state
+// and Mamba1Scan, f32, bf16 and f16 (the CPU op on the rounded inputs; state
 // pools f32). Batches are ragged (prefill and decode mixed, and sequences of
 // zero new tokens), slots shuffled, has_initial_state mixes 0 and 1 (a fresh
 // sequence's slot holds garbage that must be ignored), and Mamba-2 lengths
@@ -9,10 +9,10 @@
 // sequence by one token from the state each side left in its own pool.
 //
 // Tolerances (atol, rtol), as tests/gpu:
-//   CausalConv1d out:    f32 (1e-5, 1e-4)  bf16 (1e-2, 1e-2); conv state exact
-//   Mamba2Scan y, state: f32 (1e-3, 1e-3)  bf16 (3e-2, 3e-2)
+//   CausalConv1d out:    f32 (1e-5, 1e-4)  bf16, f16 (1e-2, 1e-2); conv state exact
+//   Mamba2Scan y, state: f32 (1e-3, 1e-3)  bf16, f16 (3e-2, 3e-2)
 //     (the chunked SSD algorithm reorders the sums of the sequential CPU scan)
-//   Mamba1Scan y, state: f32 (1e-4, 1e-3)  bf16 (2e-2, 2e-2)
+//   Mamba1Scan y, state: f32 (1e-4, 1e-3)  bf16, f16 (2e-2, 2e-2)
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -300,7 +300,7 @@ TEST_P(SsmKernelsTest, Mamba1Scan) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Elem, SsmKernelsTest,
-                         ::testing::Values(ElemType::kF32, ElemType::kBF16),
+                         ::testing::Values(ElemType::kF32, ElemType::kBF16, ElemType::kF16),
                          ElemParamName);
 
 }  // namespace
