@@ -31,13 +31,13 @@ namespace {
 
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 
-class CoreKernelsTest : public EmuTest {
+class EmuCoreKernelsTest : public EmuTest {
  protected:
   double Atol() const { return half() ? 1e-2 : 1e-5; }
   double Rtol() const { return half() ? 1e-2 : 1e-4; }
 };
 
-TEST_P(CoreKernelsTest, RmsNormAndAddRmsNorm) {
+TEST_P(EmuCoreKernelsTest, RmsNormAndAddRmsNorm) {
   struct Case {
     int64_t rows, h;
     bool in_place;
@@ -86,7 +86,7 @@ TEST_P(CoreKernelsTest, RmsNormAndAddRmsNorm) {
   }
 }
 
-TEST_P(CoreKernelsTest, GatedRmsNorm) {
+TEST_P(EmuCoreKernelsTest, GatedRmsNorm) {
   struct Case {
     int64_t rows, d, group;
     bool in_place;
@@ -122,7 +122,7 @@ TEST_P(CoreKernelsTest, GatedRmsNorm) {
   }
 }
 
-TEST_P(CoreKernelsTest, SiluMul) {
+TEST_P(EmuCoreKernelsTest, SiluMul) {
   struct Case {
     int64_t rows, inter;
   };
@@ -145,7 +145,7 @@ TEST_P(CoreKernelsTest, SiluMul) {
 }
 
 // The CUDA backend's Embedding and GatherRows both launch the row gather.
-TEST_P(CoreKernelsTest, EmbeddingAndGatherRows) {
+TEST_P(EmuCoreKernelsTest, EmbeddingAndGatherRows) {
   struct Case {
     int64_t src_rows, h, rows;
   };
@@ -177,7 +177,7 @@ TEST_P(CoreKernelsTest, EmbeddingAndGatherRows) {
   }
 }
 
-TEST_P(CoreKernelsTest, RopeFullAndPartial) {
+TEST_P(EmuCoreKernelsTest, RopeFullAndPartial) {
   struct Case {
     int64_t tokens, heads, kv_heads, head_dim, rotary_dim;
     double theta;
@@ -232,7 +232,7 @@ TEST_P(CoreKernelsTest, RopeFullAndPartial) {
   }
 }
 
-TEST_P(CoreKernelsTest, KvWriteShuffledSlots) {
+TEST_P(EmuCoreKernelsTest, KvWriteShuffledSlots) {
   struct Case {
     int64_t tokens, kv_heads, head_dim, blocks, block_tokens;
   };
@@ -276,7 +276,7 @@ TEST_P(CoreKernelsTest, KvWriteShuffledSlots) {
 }
 
 // Bitwise: both sides compute lo + span * u in f32 without FMA, then round.
-TEST_P(CoreKernelsTest, FillUniformIsBitwiseEqual) {
+TEST_P(EmuCoreKernelsTest, FillUniformIsBitwiseEqual) {
   struct Case {
     int64_t n;
     uint64_t seed;
@@ -314,7 +314,7 @@ TEST_P(CoreKernelsTest, FillUniformIsBitwiseEqual) {
 
 // No CPU twin (the CPU Gemm adds its bias itself): every row must equal the
 // input row, bitwise.
-TEST_P(CoreKernelsTest, BroadcastRow) {
+TEST_P(EmuCoreKernelsTest, BroadcastRow) {
   struct Case {
     int64_t rows, n;
   };
@@ -338,7 +338,7 @@ TEST_P(CoreKernelsTest, BroadcastRow) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Elem, CoreKernelsTest,
+INSTANTIATE_TEST_SUITE_P(Elem, EmuCoreKernelsTest,
                          ::testing::Values(ElemType::kF32, ElemType::kBF16, ElemType::kF16),
                          ElemParamName);
 

@@ -71,7 +71,7 @@ std::vector<int32_t> ShuffledSlots(int64_t num_seqs, int64_t num_slots, uint32_t
   return slots;
 }
 
-class SsmKernelsTest : public EmuTest {};
+class EmuSsmKernelsTest : public EmuTest {};
 
 // ------------------------------------------------------------------ conv1d
 
@@ -81,7 +81,7 @@ struct ConvCase {
   bool bias, silu, in_place;
 };
 
-TEST_P(SsmKernelsTest, CausalConv1d) {
+TEST_P(EmuSsmKernelsTest, CausalConv1d) {
   const ConvCase cases[] = {
       {77, 4, {2, 1, 5, 1, 0}, {0, 1, 1, 0, 1}, true, true, false},
       {40, 3, {1, 70, 2, 300, 17}, {1, 0, 1, 1, 0}, false, false, true},
@@ -150,7 +150,7 @@ struct Mamba2Case {
   int smem_optin = 232448;  // the device's shared memory per block (H100)
 };
 
-TEST_P(SsmKernelsTest, Mamba2Scan) {
+TEST_P(EmuSsmKernelsTest, Mamba2Scan) {
   const Mamba2Case cases[] = {
       {"decode_only", 4, 16, 1, 16, {1, 1, 1, 0, 0}, {1, 0, 1, 0, 1}, 1},
       {"mixed_chunk_boundaries", 4, 16, 2, 16, {1, 70, 2, 129, 0, 64, 65}, {1, 0, 1, 1, 0, 1, 0}, 1},
@@ -233,7 +233,7 @@ struct Mamba1Case {
   std::vector<int> lens, init;
 };
 
-TEST_P(SsmKernelsTest, Mamba1Scan) {
+TEST_P(EmuSsmKernelsTest, Mamba1Scan) {
   const Mamba1Case cases[] = {
       {70, 16, {1, 40, 0, 3}, {1, 0, 0, 1}},  // released models: d_state 16
       {9, 5, {33, 1}, {0, 1}},
@@ -299,7 +299,7 @@ TEST_P(SsmKernelsTest, Mamba1Scan) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Elem, SsmKernelsTest,
+INSTANTIATE_TEST_SUITE_P(Elem, EmuSsmKernelsTest,
                          ::testing::Values(ElemType::kF32, ElemType::kBF16, ElemType::kF16),
                          ElemParamName);
 
