@@ -150,6 +150,8 @@ void EngineLoop::PublishLoad() {
                       .waiting = static_cast<int32_t>(waiting_.size())});
   num_running_.store(static_cast<int32_t>(running_.size()));
   num_waiting_.store(static_cast<int32_t>(waiting_.size()));
+  for (auto& [stream, event] : finals_) stream->PushFinal(std::move(event));
+  finals_.clear();
 }
 
 void EngineLoop::Run() {
@@ -233,7 +235,9 @@ void EngineLoop::Finish(Sequence& seq, FinishReason reason, absl::Status status,
   event.usage.total_seconds = Seconds(now - seq.req->arrival);
   event.usage.device_seconds = seq.device_seconds;
   observer_->OnFinish(reason, event.usage);
-  seq.req->stream->PushFinal(std::move(event));
+  // Pushed by PublishLoad, once the load this finish changes is published:
+  // a client that has seen its last event finds itself no longer counted.
+  finals_.emplace_back(seq.req->stream, std::move(event));
 }
 
 int EngineLoop::EndAll(absl::Status status) {

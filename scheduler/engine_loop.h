@@ -20,6 +20,7 @@
 #include <functional>
 #include <memory>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -35,6 +36,7 @@
 #include "scheduler/request.h"
 #include "scheduler/sequence.h"
 #include "scheduler/state_slots.h"
+#include "scheduler/token_stream.h"
 
 namespace hybridserve::scheduler {
 
@@ -110,9 +112,9 @@ class EngineLoop {
   bool Iterate();
   void DrainInbox();
   void DropCancelled();
-  // Ends `seq` with `reason` / `status`: frees its blocks and pushes `event`
-  // as its final event (with the text still held back when flush_text).
-  // The caller removes it from its list.
+  // Ends `seq` with `reason` / `status`: frees its blocks and queues `event`
+  // as its final event (with the text still held back when flush_text), which
+  // the next PublishLoad pushes. The caller removes it from its list.
   void Finish(Sequence& seq, FinishReason reason, absl::Status status,
               TokenEvent event, bool flush_text);
   // Finishes every running and waiting sequence (cancelled, `status`);
@@ -181,6 +183,9 @@ class EngineLoop {
   engine::StepOutput step_out_;
   engine::StepPlan plan_;          // this step's; capacity reused
   std::vector<LogitsRows> rows_;   // per scheduled sequence, this step
+  // Final events of requests finished since the last PublishLoad, which
+  // pushes them after publishing the load (see Finish).
+  std::vector<std::pair<std::shared_ptr<TokenStream>, TokenEvent>> finals_;
   std::vector<int32_t> banned_;  // scratch for SampleAndEmit
   std::vector<Sequence*> order_;  // scratch for PlanStep
   LoopObserver null_observer_;
