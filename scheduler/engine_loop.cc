@@ -477,10 +477,6 @@ bool EngineLoop::Iterate() {
   }
 
   // ---- sample, stop checks, emit
-  std::vector<bool> decode_step(sched.size());
-  for (size_t i = 0; i < sched.size(); ++i) {
-    decode_step[i] = sched[i].seq->num_computed >= sched[i].seq->prompt_len();
-  }
   const int64_t vocab = step_out_.vocab_size;
   const int64_t total = plan.num_tokens();
   // Reported before any event goes out, so a client that sees its last token
@@ -488,11 +484,12 @@ bool EngineLoop::Iterate() {
   StepStats stats{.num_tokens = total,
                   .num_seqs = static_cast<int64_t>(sched.size()),
                   .forward_seconds = step_out_.forward_seconds};
-  for (size_t i = 0; i < sched.size(); ++i) {
-    if (decode_step[i]) {
+  for (const Scheduled& x : sched) {
+    // A decode step computes a generated token (num_computed not yet advanced).
+    if (x.seq->num_computed >= x.seq->prompt_len()) {
       ++stats.num_decode_tokens;
     } else {
-      stats.num_prefill_tokens += sched[i].n;
+      stats.num_prefill_tokens += x.n;
     }
   }
   observer_->OnStep(stats);
