@@ -9,17 +9,17 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "absl/types/span.h"
 #include "engine/runtime/engine.h"
-#include "engine/runtime/logprobs.h"
 #include "engine/runtime/plan_builder.h"
 #include "gtest/gtest.h"
 #include "tests/gpu/gpu_test_util.h"
+#include "tests/testing/engine_test_util.h"
 #include "tests/testing/golden.h"
+#include "tests/testing/golden_checks.h"
 #include "tests/testing/test_env.h"
 
 namespace hybridserve::gpu_testing {
@@ -43,15 +43,11 @@ double MaxAbsDiff(const std::vector<float>& a, const std::vector<float>& b) {
   return m;
 }
 
-class CudaModelParityTest : public ::testing::TestWithParam<std::string> {
+class CudaModelParityTest : public testing::GoldenEngineTest {
  protected:
   void SetUp() override {
     HS_REQUIRE_GPU();
-    auto fixture = testing::LoadGoldenFixture(GetParam());
-    ASSERT_TRUE(fixture.ok()) << fixture.status();
-    fixture_ = *std::move(fixture);
     EngineOptions o;
-    o.model_dir = fixture_.dir;
     o.device = "cuda";
     o.dtype = "f32";
     // Tiny models: a small share of the GPU is plenty for 16 sequences.
@@ -60,46 +56,16 @@ class CudaModelParityTest : public ::testing::TestWithParam<std::string> {
     o.max_num_tokens = 512;
     o.max_num_seqs = 16;
     o.max_model_len = 256;
-    auto e = Engine::Create(o);
-    ASSERT_TRUE(e.ok()) << e.status();
-    engine_ = *std::move(e);
-    vocab_ = engine_->config().vocab_size;
+    LoadFixtureAndEngine(o);
   }
-
-  PlanBuilder NewBuilder() const {
-    const engine::MemoryPlan& m = engine_->memory_plan();
-    return PlanBuilder(m.num_blocks, m.block_tokens, m.num_state_slots);
-  }
-
-  // Runs `ids` as a fresh sequence in chunks of `chunk`; every token's logits.
-  std::vector<float> RunChunked(const std::vector<int32_t>& ids, size_t chunk) {
-    PlanBuilder builder = NewBuilder();
-    std::vector<float> all;
-    StepOutput out;
-    for (size_t first = 0; first < ids.size(); first += chunk) {
-      const size_t n = std::min(chunk, ids.size() - first);
-      auto plan = builder.Build({{.seq_id = 0,
-                                  .tokens = {ids.begin() + first, ids.begin() + first + n},
-                                  .all_logits = true}});
-      EXPECT_TRUE(plan.ok()) << plan.status();
-      if (!plan.ok()) return {};
-      absl::Status st = engine_->Step(*plan, &out);
-      EXPECT_TRUE(st.ok()) << st;
-      all.insert(all.end(), out.logits.begin(), out.logits.end());
-    }
-    return all;
-  }
-
-  testing::GoldenFixture fixture_;
-  std::unique_ptr<Engine> engine_;
-  int64_t vocab_ = 0;
 };
 
 TEST_P(CudaModelParityTest, MatchesTransformersAtF32) {
   int compared = 0;
   for (size_t c = 0; c < fixture_.cases.size(); ++c) {
     const testing::GoldenCase& gc = fixture_.cases[c];
-    const std::vector<float> ours = RunChunked(gc.full_ids, gc.full_ids.size());
+    const std::vector<float> ours =
+        testing::RunChunked(*engine_, gc.full_ids, gc.full_ids.size());
     const double gap = MaxAbsDiff(ours, gc.logits_f32);
     std::printf("[gpu-golden] %s case %zu: max |cuda f32 - transformers f32| = %.3g (tolerance %.3g)\n",
                 GetParam().c_str(), c, gap, kTolerance);
@@ -113,23 +79,16 @@ TEST_P(CudaModelParityTest, MatchesTransformersAtF32) {
       dump.Write("whole-model logits beyond tolerance");
     }
     if (ours.size() != gc.logits_f32.size()) continue;
-    for (size_t p = 0; p + 1 < gc.full_ids.size(); ++p) {
-      if (gc.top2_margin[p] <= 5 * kTolerance) continue;
-      ++compared;
-      const int32_t ref_top =
-          engine::Argmax(absl::MakeConstSpan(gc.logits_f32).subspan(p * vocab_, vocab_));
-      EXPECT_EQ(engine::Argmax(absl::MakeConstSpan(ours).subspan(p * vocab_, vocab_)), ref_top)
-          << "case " << c << " position " << p;
-    }
+    compared += testing::ExpectConfidentTopTokens(ours, fixture_, c, 5 * kTolerance);
   }
   EXPECT_GT(compared, 0) << "no position was confident enough to compare tokens";
 }
 
 TEST_P(CudaModelParityTest, ChunkedAndIncrementalMatchWhole) {
   const auto& ids = fixture_.cases.back().full_ids;  // the longest case
-  const std::vector<float> whole = RunChunked(ids, ids.size());
+  const std::vector<float> whole = testing::RunChunked(*engine_, ids, ids.size());
   for (size_t chunk : {1, 7, 64}) {
-    const double gap = MaxAbsDiff(RunChunked(ids, chunk), whole);
+    const double gap = MaxAbsDiff(testing::RunChunked(*engine_, ids, chunk), whole);
     std::printf("[gpu-consistency] %s chunks of %zu vs whole: max |diff| = %.3g\n",
                 GetParam().c_str(), chunk, gap);
     EXPECT_LE(gap, kTolerance) << "chunk " << chunk;
@@ -142,33 +101,16 @@ TEST_P(CudaModelParityTest, BatchedMatchesAlone) {
   // each against the same sequence run alone.
   const int lengths[] = {1, 3, 17, 33, 64, 100};
   const size_t count = std::size(lengths);
-  std::mt19937 gen(11);
-  std::uniform_int_distribution<int32_t> token(0, static_cast<int32_t>(vocab_ - 1));
-  std::vector<std::vector<int32_t>> prompts;
-  for (int len : lengths) {
-    std::vector<int32_t> p(len);
-    for (auto& t : p) t = token(gen);
-    prompts.push_back(p);
-  }
-  std::vector<std::vector<float>> alone_prefill, alone_decode, alone_more;
+  const std::vector<std::vector<int32_t>> prompts = testing::RandomPrompts(lengths, vocab_, 11);
+  // Alone: prefill, one decode token, then 3 more tokens ([i][0], [i][1], [i][2]).
+  const PlanBuilder::Chunk continuations[] = {
+      {.tokens = {42 % static_cast<int32_t>(vocab_)}},
+      {.tokens = {7, 8, 9}, .all_logits = true}};
+  std::vector<std::vector<std::vector<float>>> alone;
+  ASSERT_NO_FATAL_FAILURE(testing::RunEachAlone(*engine_, prompts, continuations, &alone));
   StepOutput out;
-  for (const auto& p : prompts) {
-    PlanBuilder builder = NewBuilder();
-    auto plan = builder.Build({{.seq_id = 0, .tokens = p, .all_logits = true}});
-    ASSERT_TRUE(plan.ok()) << plan.status();
-    ASSERT_TRUE(engine_->Step(*plan, &out).ok());
-    alone_prefill.push_back(out.logits);
-    plan = builder.Build({{.seq_id = 0, .tokens = {42 % static_cast<int32_t>(vocab_)}}});
-    ASSERT_TRUE(plan.ok());
-    ASSERT_TRUE(engine_->Step(*plan, &out).ok());
-    alone_decode.push_back(out.logits);
-    plan = builder.Build({{.seq_id = 0, .tokens = {7, 8, 9}, .all_logits = true}});
-    ASSERT_TRUE(plan.ok());
-    ASSERT_TRUE(engine_->Step(*plan, &out).ok());
-    alone_more.push_back(out.logits);
-  }
   // Together, with slots and blocks handed out in another order.
-  PlanBuilder builder = NewBuilder();
+  PlanBuilder builder = testing::NewPlanBuilder(*engine_);
   ASSERT_TRUE(builder.Build({{.seq_id = 99, .tokens = {1}}}).ok());
   std::vector<PlanBuilder::Chunk> chunks;
   for (size_t i = 0; i < count; ++i) {
@@ -181,11 +123,11 @@ TEST_P(CudaModelParityTest, BatchedMatchesAlone) {
   size_t offset = 0;
   for (size_t i = 0; i < count; ++i) {
     const std::vector<float> part(out.logits.begin() + offset,
-                                  out.logits.begin() + offset + alone_prefill[i].size());
-    const double gap = MaxAbsDiff(part, alone_prefill[i]);
+                                  out.logits.begin() + offset + alone[i][0].size());
+    const double gap = MaxAbsDiff(part, alone[i][0]);
     worst = std::max(worst, gap);
     EXPECT_LE(gap, kTolerance) << "prefill of sequence " << i;
-    offset += alone_prefill[i].size();
+    offset += alone[i][0].size();
   }
   chunks.clear();
   for (size_t i = 0; i < count; ++i) {
@@ -197,7 +139,7 @@ TEST_P(CudaModelParityTest, BatchedMatchesAlone) {
   for (size_t i = 0; i < count; ++i) {
     const std::vector<float> part(out.logits.begin() + i * vocab_,
                                   out.logits.begin() + (i + 1) * vocab_);
-    const double gap = MaxAbsDiff(part, alone_decode[i]);
+    const double gap = MaxAbsDiff(part, alone[i][1]);
     worst = std::max(worst, gap);
     EXPECT_LE(gap, kTolerance) << "decode of sequence " << i;
   }
@@ -212,12 +154,12 @@ TEST_P(CudaModelParityTest, BatchedMatchesAlone) {
   for (size_t i = 0; i < count; ++i) {
     const std::vector<float> part(out.logits.begin() + i * 3 * vocab_,
                                   out.logits.begin() + (i + 1) * 3 * vocab_);
-    const double gap = MaxAbsDiff(part, alone_more[i]);
+    const double gap = MaxAbsDiff(part, alone[i][2]);
     worst = std::max(worst, gap);
     EXPECT_LE(gap, kTolerance) << "continuation of sequence " << i;
   }
   const std::vector<float> fresh(out.logits.begin() + count * 3 * vocab_, out.logits.end());
-  const double gap = MaxAbsDiff(fresh, alone_prefill[4]);
+  const double gap = MaxAbsDiff(fresh, alone[4][0]);
   worst = std::max(worst, gap);
   EXPECT_LE(gap, kTolerance) << "fresh prefill among continuations";
   std::printf("[gpu-consistency] %s batched vs alone: max |diff| = %.3g\n", GetParam().c_str(),

@@ -53,6 +53,7 @@ std::vector<float> RunChunked(Engine& e, const std::vector<int32_t>& ids, size_t
                                 .tokens = {ids.begin() + first, ids.begin() + first + n},
                                 .all_logits = true}});
     EXPECT_TRUE(plan.ok()) << plan.status();
+    if (!plan.ok()) return {};
     absl::Status st = e.Step(*plan, &out);
     EXPECT_TRUE(st.ok()) << st;
     all.insert(all.end(), out.logits.begin(), out.logits.end());
