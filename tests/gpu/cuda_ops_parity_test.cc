@@ -21,7 +21,6 @@
 // shuffled block tables.
 #include <algorithm>
 #include <cmath>
-#include <limits>
 #include <numeric>
 #include <random>
 #include <string>
@@ -39,14 +38,6 @@ using engine::AttentionBatch;
 using engine::DType;
 using engine::RopeParams;
 using engine::Tensor;
-
-constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
-
-HostTensor Poison(std::initializer_list<int64_t> shape) {
-  int64_t n = 1;
-  for (int64_t d : shape) n *= d;
-  return HostTensor(std::vector<float>(n, kNaN), shape);
-}
 
 std::vector<float> Zeros(int64_t n) { return std::vector<float>(n, 0.0f); }
 

@@ -34,14 +34,6 @@ using engine::Mamba2ScanParams;
 using engine::SsmBatch;
 using engine::Tensor;
 
-constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
-
-HostTensor Poison(std::initializer_list<int64_t> shape) {
-  int64_t n = 1;
-  for (int64_t d : shape) n *= d;
-  return HostTensor(std::vector<float>(n, kNaN), shape);
-}
-
 // Sequences of one SSM call: lengths, slots (distinct, shuffled among
 // num_slots) and has_initial_state.
 struct SeqLayout {

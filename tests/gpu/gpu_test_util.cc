@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <random>
 
 #include "absl/strings/str_cat.h"
@@ -74,6 +75,12 @@ int64_t HostTensor::numel() const {
   int64_t n = 1;
   for (int64_t d : shape_) n *= d;
   return n;
+}
+
+HostTensor Poison(std::initializer_list<int64_t> shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return HostTensor(std::vector<float>(n, std::numeric_limits<float>::quiet_NaN()), shape);
 }
 
 namespace {

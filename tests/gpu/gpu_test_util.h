@@ -75,6 +75,9 @@ class HostTensor {
   std::vector<int32_t> indices_;
 };
 
+// An f32 tensor of `shape` filled with NaN: an output a kernel must write.
+HostTensor Poison(std::initializer_list<int64_t> shape);
+
 // One tensor on a device: owns its buffer.
 struct DeviceTensor {
   engine::DeviceBuffer buffer;
