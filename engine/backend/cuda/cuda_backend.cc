@@ -54,6 +54,35 @@ absl::Status ShapeError(absl::string_view op, absl::string_view detail) {
   return absl::InvalidArgumentError(absl::StrCat(op, ": ", detail));
 }
 
+// out[r] = src[index[r]] (Embedding and GatherRows). Shapes checked by the caller.
+cuda::GatherRowsParams GatherParams(const Tensor& src, const Tensor& index,
+                                    const Tensor& out, cuda::ElemType elem) {
+  cuda::GatherRowsParams p;
+  p.src = src.data;
+  p.index = index.as<int32_t>();
+  p.out = out.data;
+  p.src_rows = src.dim(0);
+  p.rows = index.dim(0);
+  p.h = src.dim(1);
+  p.elem = elem;
+  return p;
+}
+
+// RmsNorm of x's rows (AddRmsNorm also sets the residual). Shapes checked by
+// the caller.
+cuda::RmsNormParams NormParams(const Tensor& x, const Tensor& w, float eps,
+                               const Tensor& out, cuda::ElemType elem) {
+  cuda::RmsNormParams p;
+  p.x = x.data;
+  p.w = w.data;
+  p.out = out.data;
+  p.rows = x.dim(0);
+  p.h = x.dim(1);
+  p.eps = eps;
+  p.elem = elem;
+  return p;
+}
+
 const char* CublasStatusName(cublasStatus_t s) {
   switch (s) {
     case CUBLAS_STATUS_SUCCESS: return "CUBLAS_STATUS_SUCCESS";
@@ -429,29 +458,15 @@ absl::Status CudaBackend::Embedding(const Tensor& ids, const Tensor& table,
   }
   // Ids live on the device: ranges are checked by the engine (the plan's
   // token ids against the vocabulary); an id out of range gives a zero row.
-  cuda::GatherRowsParams p;
-  p.src = table.data;
-  p.index = ids.as<int32_t>();
-  p.out = out.data;
-  p.src_rows = table.dim(0);
-  p.rows = ids.dim(0);
-  p.h = table.dim(1);
-  p.elem = elem_type_;
-  return CudaCheck(cuda::LaunchGatherRows(p, stream_), "Embedding");
+  return CudaCheck(cuda::LaunchGatherRows(GatherParams(table, ids, out, elem_type_), stream_),
+                   "Embedding");
 }
 
 absl::Status CudaBackend::RmsNorm(const Tensor& x, const Tensor& w, float eps,
                                   const Tensor& out) {
   HS_RETURN_IF_ERROR(CheckNorm(x, w, out, act_dtype_, "RmsNorm"));
-  cuda::RmsNormParams p;
-  p.x = x.data;
-  p.w = w.data;
-  p.out = out.data;
-  p.rows = x.dim(0);
-  p.h = x.dim(1);
-  p.eps = eps;
-  p.elem = elem_type_;
-  return CudaCheck(cuda::LaunchRmsNorm(p, stream_), "RmsNorm");
+  return CudaCheck(cuda::LaunchRmsNorm(NormParams(x, w, eps, out, elem_type_), stream_),
+                   "RmsNorm");
 }
 
 absl::Status CudaBackend::AddRmsNorm(const Tensor& residual, const Tensor& x,
@@ -461,15 +476,8 @@ absl::Status CudaBackend::AddRmsNorm(const Tensor& residual, const Tensor& x,
   if (residual.dim(0) != x.dim(0) || residual.dim(1) != x.dim(1)) {
     return ShapeError("AddRmsNorm", "residual shape != x shape");
   }
-  cuda::RmsNormParams p;
-  p.x = x.data;
+  cuda::RmsNormParams p = NormParams(x, w, eps, out, elem_type_);
   p.residual = residual.data;
-  p.w = w.data;
-  p.out = out.data;
-  p.rows = x.dim(0);
-  p.h = x.dim(1);
-  p.eps = eps;
-  p.elem = elem_type_;
   return CudaCheck(cuda::LaunchRmsNorm(p, stream_), "AddRmsNorm");
 }
 
@@ -559,15 +567,8 @@ absl::Status CudaBackend::GatherRows(const Tensor& x, const Tensor& rows,
   if (out.dim(0) != rows.dim(0) || out.dim(1) != x.dim(1)) {
     return ShapeError("GatherRows", "out shape != [rows, hidden]");
   }
-  cuda::GatherRowsParams p;
-  p.src = x.data;
-  p.index = rows.as<int32_t>();
-  p.out = out.data;
-  p.src_rows = x.dim(0);
-  p.rows = rows.dim(0);
-  p.h = x.dim(1);
-  p.elem = elem_type_;
-  return CudaCheck(cuda::LaunchGatherRows(p, stream_), "GatherRows");
+  return CudaCheck(cuda::LaunchGatherRows(GatherParams(x, rows, out, elem_type_), stream_),
+                   "GatherRows");
 }
 
 absl::Status CudaBackend::GatedRmsNorm(const Tensor& x, const Tensor& z, const Tensor& w,
