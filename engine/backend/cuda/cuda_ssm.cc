@@ -44,6 +44,16 @@ absl::Status CheckSsmBatch(const SsmBatch& b, int64_t t, absl::string_view op) {
 
 bool Aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
+// The batch's device pointers and sequence count, the same fields in each
+// kernel's params.
+template <typename Params>
+void SetBatch(const SsmBatch& b, Params* p) {
+  p->query_start = b.query_start.as<int32_t>();
+  p->state_slot = b.state_slot.as<int32_t>();
+  p->has_initial_state = b.has_initial_state.as<int32_t>();
+  p->num_seqs = b.num_seqs;
+}
+
 }  // namespace
 
 absl::Status CudaBackend::CausalConv1d(const Tensor& x, const Tensor& weight,
@@ -75,12 +85,9 @@ absl::Status CudaBackend::CausalConv1d(const Tensor& x, const Tensor& weight,
   p.weight = weight.data;
   p.bias = bias.empty() ? nullptr : bias.data;
   p.conv_state = conv_state.as<float>();
-  p.query_start = batch.query_start.as<int32_t>();
-  p.state_slot = batch.state_slot.as<int32_t>();
-  p.has_initial_state = batch.has_initial_state.as<int32_t>();
+  SetBatch(batch, &p);
   p.out = out.data;
   p.num_tokens = t;
-  p.num_seqs = batch.num_seqs;
   p.channels = c;
   p.max_query_len = batch.max_query_len;
   p.kernel_size = static_cast<int>(k);
@@ -127,12 +134,9 @@ absl::Status CudaBackend::Mamba2Scan(const Tensor& xbc, const Tensor& dt,
   p.dt_bias = dt_bias.data;
   p.d = d.data;
   p.ssm_state = ssm_state.as<float>();
-  p.query_start = batch.query_start.as<int32_t>();
-  p.state_slot = batch.state_slot.as<int32_t>();
-  p.has_initial_state = batch.has_initial_state.as<int32_t>();
+  SetBatch(batch, &p);
   p.y = y.data;
   p.num_tokens = t;
-  p.num_seqs = batch.num_seqs;
   p.max_query_len = batch.max_query_len;
   p.num_heads = static_cast<int>(nh);
   p.head_dim = static_cast<int>(hd);
@@ -183,12 +187,9 @@ absl::Status CudaBackend::Mamba1Scan(const Tensor& x, const Tensor& dt, const Te
   p.dt_bias = dt_bias.data;
   p.d = d.data;
   p.ssm_state = ssm_state.as<float>();
-  p.query_start = batch.query_start.as<int32_t>();
-  p.state_slot = batch.state_slot.as<int32_t>();
-  p.has_initial_state = batch.has_initial_state.as<int32_t>();
+  SetBatch(batch, &p);
   p.y = y.data;
   p.num_tokens = t;
-  p.num_seqs = batch.num_seqs;
   p.channels = ch;
   p.d_state = n;
   p.elem = elem_type();
