@@ -5,6 +5,7 @@
 #include <optional>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "engine/status_macros.h"
@@ -39,11 +40,6 @@ uint64_t HashName(const std::string& name) {
   return h;
 }
 
-bool EndsWith(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() &&
-         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 // softplus⁻¹(y) = log(expm1(y)).
 float InverseSoftplus(double y) { return static_cast<float>(std::log(std::expm1(y))); }
 
@@ -54,16 +50,16 @@ struct Range {
 
 // See the header's random-weights comment. `shape` is the part's own shape.
 Range RandomRange(const std::string& name, const std::vector<int64_t>& shape) {
-  if (EndsWith(name, "A_log")) {
+  if (absl::EndsWith(name, "A_log")) {
     const double top = shape.size() >= 2 ? std::log(static_cast<double>(shape[1]))
                                          : std::log(16.0);
     return {0.0f, static_cast<float>(top)};
   }
-  if (EndsWith(name, "dt_bias") || EndsWith(name, "dt_proj.bias")) {
+  if (absl::EndsWith(name, "dt_bias") || absl::EndsWith(name, "dt_proj.bias")) {
     return {InverseSoftplus(0.001), InverseSoftplus(0.1)};
   }
-  if (EndsWith(name, ".D") || name == "D") return {1.0f, 1.0f};
-  if (EndsWith(name, ".bias")) return {0.0f, 0.0f};
+  if (absl::EndsWith(name, ".D") || name == "D") return {1.0f, 1.0f};
+  if (absl::EndsWith(name, ".bias")) return {0.0f, 0.0f};
   if (shape.size() == 1 && name.find("norm") != std::string::npos) return {1.0f, 1.0f};
   int64_t fan_in = 1;
   for (size_t i = 1; i < shape.size(); ++i) fan_in *= shape[i];
