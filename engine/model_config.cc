@@ -33,17 +33,36 @@ absl::Status Invalid(std::string_view source, std::string_view message) {
   return absl::InvalidArgumentError(absl::StrCat(Sv(source), ": ", Sv(message)));
 }
 
+// Upper bounds on what a config may declare. No real model has a width, head
+// count, state size or layer count near 2^24, nor a context near 2^40; the
+// bounds keep every product of two sizes far from int64 overflow and turn an
+// absurd config into a clear error instead of a huge allocation.
+constexpr int64_t kMaxSize = int64_t{1} << 24;
+constexpr int64_t kMaxPositions = int64_t{1} << 40;
+
+// A size read from the config: positive and at most `max`.
+absl::Status CheckSize(std::string_view source, std::string_view key, int64_t v,
+                       int64_t max = kMaxSize) {
+  if (v <= 0) {
+    return Invalid(source, absl::StrCat("\"", Sv(key), "\" must be positive, got ", v));
+  }
+  if (v > max) {
+    return Invalid(source,
+                   absl::StrCat("\"", Sv(key), "\" is ", v, ", more than the largest supported (",
+                                max, ")"));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<int64_t> RequiredPositiveInt(const rapidjson::Value& obj,
                                             const char* key,
-                                            std::string_view source) {
+                                            std::string_view source,
+                                            int64_t max = kMaxSize) {
   HS_ASSIGN_OR_RETURN(std::optional<int64_t> v, JsonInt(obj, key, source));
   if (!v.has_value()) {
     return Invalid(source, absl::StrCat("missing required key \"", key, "\""));
   }
-  if (*v <= 0) {
-    return Invalid(source,
-                   absl::StrCat("\"", key, "\" must be positive, got ", *v));
-  }
+  HS_RETURN_IF_ERROR(CheckSize(source, key, *v, max));
   return *v;
 }
 
@@ -169,12 +188,8 @@ absl::StatusOr<RopeConfig> ParseRope(const rapidjson::Value& root,
   }
   rope.original_max_position_embeddings =
       original.value_or(max_position_embeddings);
-  if (rope.original_max_position_embeddings <= 0) {
-    return Invalid(source,
-                   absl::StrCat("original_max_position_embeddings must be "
-                                "positive, got ",
-                                rope.original_max_position_embeddings));
-  }
+  HS_RETURN_IF_ERROR(CheckSize(source, "original_max_position_embeddings",
+                               rope.original_max_position_embeddings, kMaxPositions));
   return rope;
 }
 
@@ -389,9 +404,7 @@ absl::Status ParseMamba2(const rapidjson::Value& doc, std::string_view source,
                                                   {"conv_kernel", d_conv.value_or(4)},
                                                   {"n_groups", groups.value_or(8)},
                                                   {"chunk_size", chunk.value_or(256)}};
-  for (const auto& [key, v] : ints) {
-    if (v <= 0) return Invalid(source, absl::StrCat("\"", key, "\" must be positive, got ", v));
-  }
+  for (const auto& [key, v] : ints) HS_RETURN_IF_ERROR(CheckSize(source, key, v));
   m.d_inner = ints[0].second * c.hidden_size;
   m.d_conv = ints[1].second;
   m.n_groups = ints[2].second;
@@ -421,6 +434,9 @@ absl::Status ParseMamba2(const rapidjson::Value& doc, std::string_view source,
   HS_RETURN_IF_ERROR(RejectUnsupportedSsmOptions(doc, source));
   HS_ASSIGN_OR_RETURN(std::optional<int64_t> max_pos,
                       JsonInt(doc, "max_position_embeddings", source));
+  if (max_pos.value_or(0) > kMaxPositions) {
+    HS_RETURN_IF_ERROR(CheckSize(source, "max_position_embeddings", *max_pos, kMaxPositions));
+  }
   c.max_position_embeddings = std::max<int64_t>(0, max_pos.value_or(0));
   c.layer_kinds.assign(static_cast<size_t>(c.num_layers), LayerKind::kMamba2);
   return absl::OkStatus();
@@ -436,6 +452,7 @@ absl::Status ParseMamba1(const rapidjson::Value& doc, std::string_view source,
   HS_ASSIGN_OR_RETURN(std::optional<int64_t> expand, JsonInt(doc, "expand", source));
   HS_ASSIGN_OR_RETURN(std::optional<int64_t> d_conv, JsonInt(doc, "conv_kernel", source));
   m.d_state = d_state.value_or(16);
+  HS_RETURN_IF_ERROR(CheckSize(source, "expand", expand.value_or(2)));
   m.d_inner = expand.value_or(2) * c.hidden_size;
   m.d_conv = d_conv.value_or(4);
   // time_step_rank: an int or "auto" (ceil(hidden_size / 16)).
@@ -451,9 +468,7 @@ absl::Status ParseMamba1(const rapidjson::Value& doc, std::string_view source,
                                                    {"expand", m.d_inner},
                                                    {"conv_kernel", m.d_conv},
                                                    {"time_step_rank", m.dt_rank}};
-  for (const auto& [key, v] : sizes) {
-    if (v <= 0) return Invalid(source, absl::StrCat("\"", key, "\" must be positive"));
-  }
+  for (const auto& [key, v] : sizes) HS_RETURN_IF_ERROR(CheckSize(source, key, v));
   HS_ASSIGN_OR_RETURN(std::optional<bool> conv_bias, JsonBool(doc, "use_conv_bias", source));
   m.conv_bias = conv_bias.value_or(true);
   HS_ASSIGN_OR_RETURN(std::optional<bool> bias, JsonBool(doc, "use_bias", source));
@@ -470,6 +485,9 @@ absl::Status ParseMamba1(const rapidjson::Value& doc, std::string_view source,
   HS_RETURN_IF_ERROR(RejectUnsupportedSsmOptions(doc, source));
   HS_ASSIGN_OR_RETURN(std::optional<int64_t> max_pos,
                       JsonInt(doc, "max_position_embeddings", source));
+  if (max_pos.value_or(0) > kMaxPositions) {
+    HS_RETURN_IF_ERROR(CheckSize(source, "max_position_embeddings", *max_pos, kMaxPositions));
+  }
   c.max_position_embeddings = std::max<int64_t>(0, max_pos.value_or(0));
   c.layer_kinds.assign(static_cast<size_t>(c.num_layers), LayerKind::kMamba1);
   return absl::OkStatus();
@@ -483,15 +501,11 @@ absl::Status ParseAttention(const rapidjson::Value& doc, std::string_view source
                       RequiredPositiveInt(doc, "num_attention_heads", source));
   HS_ASSIGN_OR_RETURN(
       c.max_position_embeddings,
-      RequiredPositiveInt(doc, "max_position_embeddings", source));
+      RequiredPositiveInt(doc, "max_position_embeddings", source, kMaxPositions));
   HS_ASSIGN_OR_RETURN(std::optional<int64_t> kv,
                       JsonInt(doc, "num_key_value_heads", source));
   c.num_kv_heads = kv.value_or(c.num_attention_heads);
-  if (c.num_kv_heads <= 0) {
-    return Invalid(source, absl::StrCat("\"num_key_value_heads\" must be "
-                                        "positive, got ",
-                                        c.num_kv_heads));
-  }
+  HS_RETURN_IF_ERROR(CheckSize(source, "num_key_value_heads", c.num_kv_heads));
   if (c.num_attention_heads % c.num_kv_heads != 0) {
     return Invalid(source,
                    absl::StrCat("\"num_attention_heads\" (",
@@ -502,10 +516,7 @@ absl::Status ParseAttention(const rapidjson::Value& doc, std::string_view source
   HS_ASSIGN_OR_RETURN(std::optional<int64_t> head_dim,
                       JsonInt(doc, "head_dim", source));
   if (head_dim.has_value()) {
-    if (*head_dim <= 0) {
-      return Invalid(source, absl::StrCat("\"head_dim\" must be positive, got ",
-                                          *head_dim));
-    }
+    HS_RETURN_IF_ERROR(CheckSize(source, "head_dim", *head_dim));
     c.head_dim = *head_dim;
   } else {
     if (c.hidden_size % c.num_attention_heads != 0) {
@@ -592,9 +603,7 @@ absl::Status ParseBamba(const rapidjson::Value& doc, std::string_view source,
   for (const IntKey& k : ints) {
     HS_ASSIGN_OR_RETURN(std::optional<int64_t> v, JsonInt(doc, k.key, source));
     *k.out = v.value_or(k.fallback);
-    if (*k.out <= 0) {
-      return Invalid(source, absl::StrCat("\"", k.key, "\" must be positive, got ", *k.out));
-    }
+    HS_RETURN_IF_ERROR(CheckSize(source, k.key, *k.out));
   }
   m.d_inner = expand * c.hidden_size;
   // mamba_d_head: an int or "auto" (d_inner / mamba_n_heads).
@@ -606,7 +615,7 @@ absl::Status ParseBamba(const rapidjson::Value& doc, std::string_view source,
     HS_ASSIGN_OR_RETURN(std::optional<int64_t> d, JsonInt(doc, "mamba_d_head", source));
     m.head_dim = d.value_or(0);
   }
-  if (m.head_dim <= 0 || m.head_dim * m.num_heads != m.d_inner) {
+  if (m.head_dim <= 0 || m.head_dim > kMaxSize || m.head_dim * m.num_heads != m.d_inner) {
     return Invalid(source, absl::StrCat("mamba_d_head * mamba_n_heads (", m.head_dim, " * ",
                                         m.num_heads, ") must equal mamba_expand * "
                                         "hidden_size (", m.d_inner, ")"));

@@ -43,6 +43,7 @@ export UBSAN_OPTIONS="suppressions=$root/tests/fuzz/ubsan.supp:print_stacktrace=
 # Serialized valid GenerateRequests, written by the target itself.
 export HS_FUZZ_WRITE_SEEDS="$(cd "$work/generate_request" && pwd)"
 
+failed=()
 for t in "${targets[@]}"; do
   bin=$bd/tests/fuzz/fuzz_$t
   reg=tests/fuzz/regressions/$t
@@ -53,6 +54,25 @@ for t in "${targets[@]}"; do
   max_len=4096
   [ "$t" = tokenizer_load ] && max_len=65536
   echo "=== fuzz_$t: ${seconds}s"
-  (cd "$bd" && "tests/fuzz/fuzz_$t" -max_total_time="$seconds" -max_len="$max_len" \
-     -print_final_stats=1 -artifact_prefix="crash-$t-" "corpus/$t" 2>&1 | tail -n 4)
+  log=$bd/fuzz_$t.log
+  touch "$bd/fuzz_$t.start"
+  if (cd "$bd" && "tests/fuzz/fuzz_$t" -max_total_time="$seconds" -max_len="$max_len" \
+        -print_final_stats=1 -artifact_prefix="crash-$t-" "corpus/$t" >"fuzz_$t.log" 2>&1); then
+    tail -n 4 "$log"
+  else
+    # The whole report (sanitizer trace, the input's bytes) is what a reader
+    # of CI needs to reproduce the failure; the artifact stays in $bd.
+    echo "fuzz_$t FAILED; its log ($log) ends:"
+    tail -n 80 "$log"
+    for a in "$bd"/crash-"$t"-*; do
+      [ -f "$a" ] && [ "$a" -nt "$bd/fuzz_$t.start" ] || continue
+      echo "--- artifact $a (base64):"
+      head -c 8192 "$a" | base64
+    done
+    failed+=("$t")
+  fi
 done
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "fuzz: failing targets: ${failed[*]}"
+  exit 1
+fi

@@ -1,9 +1,12 @@
 #include "engine/model_config.h"
 
+#include <cctype>
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <set>
 
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_cat.h"
 #include "engine/generation_config.h"
@@ -241,6 +244,53 @@ TEST(ModelConfigTest, RejectionsNameTheProblem) {
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(Msg(bad.status()).find("no \"head_dim\""), std::string::npos)
       << bad.status();
+}
+
+// Every integer key of every architecture's transformers-written config, set
+// to a huge value: sizes are refused by name with the bound, nothing else
+// overflows or allocates (the config fuzzer once found num_hidden_layers =
+// 2^62 reaching a vector of that many layer kinds).
+TEST(ModelConfigTest, HugeSizesAreRefusedByName) {
+  const auto fixtures = testing::SourceDir() / "tests" / "golden" / "fixtures";
+  int refused = 0;
+  std::set<std::string> accepted;
+  for (const char* fixture : {"llama_f32_gqa_tied", "mamba2_f32_g1_chunk8",
+                              "mamba_f32_untied", "bamba_f32_attn1"}) {
+    std::ifstream in(fixtures / fixture / "config.json");
+    ASSERT_TRUE(in) << fixture;
+    const std::string text((std::istreambuf_iterator<char>(in)),
+                           std::istreambuf_iterator<char>());
+    ASSERT_TRUE(ParseModelConfig(text, "config.json").ok()) << fixture;
+    // Each `"key": <digits>` in turn.
+    for (size_t at = text.find("\": "); at != std::string::npos;
+         at = text.find("\": ", at + 1)) {
+      const size_t value = at + 3;
+      size_t end = value;
+      while (end < text.size() && std::isdigit(static_cast<unsigned char>(text[end]))) ++end;
+      if (end == value || (end < text.size() && (text[end] == '.' || text[end] == 'e'))) continue;
+      const size_t key_start = text.rfind('"', at - 1) + 1;
+      const std::string key = text.substr(key_start, at - key_start);
+      for (const char* huge : {"4611686018427387904", "9223372036854775807", "1099511627777"}) {
+        std::string edited = text;
+        edited.replace(value, end - value, huge);
+        auto c = ParseModelConfig(edited, "config.json");
+        if (key.find("token_id") != std::string::npos) continue;  // ids, not sizes
+        if (c.ok()) {
+          accepted.insert(key);
+          continue;
+        }
+        EXPECT_NE(Msg(c.status()).find(key), std::string::npos)
+            << fixture << " " << key << ": " << c.status();
+        ++refused;
+      }
+    }
+  }
+  EXPECT_GT(refused, 60);
+  // Keys the graph does not read may be anything: Mamba-1's intermediate_size
+  // (transformers derives it from expand), Mamba-2's time_step_rank (dt is per
+  // head), Bamba's num_logits_to_keep, Llama's pretraining_tp.
+  EXPECT_EQ(absl::StrJoin(accepted, ","),
+            "intermediate_size,num_logits_to_keep,pretraining_tp,time_step_rank");
 }
 
 TEST(ModelConfigTest, LoadModelConfigReadsFolder) {
