@@ -34,7 +34,7 @@ stage_build() {
 stage_asan() {
   bash scripts/build.sh build-asan -DCMAKE_BUILD_TYPE=Debug -DHS_SANITIZE=ON ${HS_PYTHON:+-DHS_TEST_PYTHON=$HS_PYTHON}
   (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-     ctest --output-on-failure -j "$jobs" --timeout 1800 -LE no_sanitizer)
+     ctest --output-on-failure -j "$jobs" --timeout 1800 -LE "no_sanitizer|cuda_emu_large")
 }
 
 stage_tsan() { bash scripts/tsan.sh build-tsan; }

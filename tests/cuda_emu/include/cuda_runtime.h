@@ -1,1 +1,2 @@
 #include "emu_cuda.h"
+#include "emu_runtime.h"
