@@ -104,20 +104,20 @@ __attribute__((visibility("default"))) cublasStatus_t cublasGemmEx(
   std::vector<float> a(static_cast<size_t>(m) * k), b(static_cast<size_t>(n) * k);
   for (int i = 0; i < m; ++i) {
     for (int l = 0; l < k; ++l) {
-      a[size_t{i} * k + l] = Load(A, Atype, transa == CUBLAS_OP_N ? i + int64_t{l} * lda
+      a[static_cast<size_t>(i) * k + l] = Load(A, Atype, transa == CUBLAS_OP_N ? i + int64_t{l} * lda
                                                                  : l + int64_t{i} * lda);
     }
   }
   for (int j = 0; j < n; ++j) {
     for (int l = 0; l < k; ++l) {
-      b[size_t{j} * k + l] = Load(B, Btype, transb == CUBLAS_OP_N ? l + int64_t{j} * ldb
+      b[static_cast<size_t>(j) * k + l] = Load(B, Btype, transb == CUBLAS_OP_N ? l + int64_t{j} * ldb
                                                                  : j + int64_t{l} * ldb);
     }
   }
   for (int j = 0; j < n; ++j) {
-    const float* bj = &b[size_t{j} * k];
+    const float* bj = &b[static_cast<size_t>(j) * k];
     for (int i = 0; i < m; ++i) {
-      const float* ai = &a[size_t{i} * k];
+      const float* ai = &a[static_cast<size_t>(i) * k];
       // Eight f32 partial sums (cuBLAS's order is unspecified too).
       float part[8] = {};
       int l = 0;

@@ -87,7 +87,8 @@ ABSL_FLAG(std::string, device, "cuda",
           "smoke test of this program on machines without a GPU).");
 ABSL_FLAG(bool, tiny, false,
           "Shrink both models (hidden 128, 4 layers, vocabulary 512) keeping their "
-          "layer pattern: for smoke tests.");
+          "layer pattern, and the ceiling measurements (a 64 MiB copy, a 512^3 "
+          "GEMM): for smoke tests.");
 ABSL_FLAG(double, time_budget_s, 210.0,
           "Cells not started after this many seconds are skipped.");
 
@@ -143,6 +144,17 @@ struct ModelShape {
 };
 
 bool OnCpu() { return absl::GetFlag(FLAGS_device) == "cpu"; }
+
+// The ceilings' sizes: the copy timed for the memory bandwidth and the
+// square GEMM timed for the GEMM rate.
+size_t CeilingCopyBytes() {
+  if (absl::GetFlag(FLAGS_tiny)) return size_t{64} << 20;
+  return OnCpu() ? size_t{256} << 20 : size_t{2} << 30;
+}
+int64_t CeilingGemmSize() {
+  if (absl::GetFlag(FLAGS_tiny)) return 512;
+  return OnCpu() ? 1024 : 8192;
+}
 // Weights are bf16 on the GPU, f32 on the CPU backend.
 double WeightBytesPerParam() { return OnCpu() ? 4.0 : 2.0; }
 
@@ -373,7 +385,7 @@ void WriteJson(const Results& r) {
 
 // Host memcpy bandwidth (bytes read + written per second), for --device cpu.
 double MeasureHostCopyBandwidth() {
-  const size_t bytes = size_t{256} << 20;
+  const size_t bytes = CeilingCopyBytes();
   std::vector<char> a(bytes, 0x5A), b(bytes, 0);
   std::memcpy(b.data(), a.data(), bytes);
   const int reps = 4;
@@ -388,7 +400,7 @@ double MeasureHostCopyBandwidth() {
 absl::StatusOr<double> MeasureHbmBandwidth() {
   if (OnCpu()) return MeasureHostCopyBandwidth();
 #if defined(HS_HAVE_CUDA)
-  const size_t bytes = size_t{2} << 30;
+  const size_t bytes = CeilingCopyBytes();
   void* a = nullptr;
   void* b = nullptr;
   cudaStream_t stream = nullptr;
@@ -446,7 +458,7 @@ absl::StatusOr<double> MeasureGemmRate() {
 #endif
   }
   const engine::DType dtype = backend->act_dtype();
-  const int64_t n = OnCpu() ? 1024 : 8192;
+  const int64_t n = CeilingGemmSize();
   const size_t bytes = size_t(n) * n * engine::DTypeSize(dtype);
   HS_ASSIGN_OR_RETURN(engine::DeviceBuffer xb, backend->Allocate(bytes, "bench"));
   HS_ASSIGN_OR_RETURN(engine::DeviceBuffer wb, backend->Allocate(bytes, "bench"));
@@ -796,8 +808,10 @@ int Main(int argc, char** argv) {
   Log(absl::StrFormat("measured ceilings: %s %.0f GB/s (%s, read + write), %s GEMM %.2f TFLOP/s "
                       "(%s through Backend::Gemm)",
                       OnCpu() ? "host memory" : "HBM", *hbm * 1e-9,
-                      OnCpu() ? "256 MiB memcpy" : "2 GiB device copy", OnCpu() ? "f32" : "bf16",
-                      *gemm * 1e-12, OnCpu() ? "1024^3" : "8192^3"));
+                      absl::StrFormat("%d MiB %s", CeilingCopyBytes() >> 20,
+                                      OnCpu() ? "memcpy" : "device copy"),
+                      OnCpu() ? "f32" : "bf16", *gemm * 1e-12,
+                      absl::StrFormat("%d^3", CeilingGemmSize())));
   WriteJson(results);
 
   auto batches = ParseList(absl::GetFlag(FLAGS_batches));

@@ -12,6 +12,7 @@
 // copy that runs past one. cudaFree of a pointer cudaMalloc did not return
 // aborts (the device would fail too, less clearly).
 #pragma once
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -51,7 +52,12 @@ inline size_t device_total_bytes = size_t{16} << 30;
 inline std::mutex memory_mu;
 inline std::unordered_map<void*, size_t>* allocations = new std::unordered_map<void*, size_t>;
 inline size_t allocated_bytes = 0;
-struct EventTag {};
+// An event holds the host time it was last recorded at (work is synchronous,
+// so that is when everything queued before it finished).
+struct EventTag {
+  std::chrono::steady_clock::time_point recorded;
+  bool was_recorded = false;
+};
 }  // namespace emu
 
 inline cudaError_t cudaGetDeviceCount(int* count) {
@@ -176,7 +182,19 @@ inline cudaError_t cudaEventDestroy(cudaEvent_t event) {
   return cudaSuccess;
 }
 inline cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t = nullptr) {
-  return event != nullptr ? cudaSuccess : cudaErrorInvalidValue;
+  if (event == nullptr) return cudaErrorInvalidValue;
+  auto* e = reinterpret_cast<emu::EventTag*>(event);
+  e->recorded = std::chrono::steady_clock::now();
+  e->was_recorded = true;
+  return cudaSuccess;
+}
+inline cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t stop) {
+  if (start == nullptr || stop == nullptr) return cudaErrorInvalidValue;
+  const auto* a = reinterpret_cast<const emu::EventTag*>(start);
+  const auto* b = reinterpret_cast<const emu::EventTag*>(stop);
+  if (!a->was_recorded || !b->was_recorded) return cudaErrorInvalidValue;
+  *ms = std::chrono::duration<float, std::milli>(b->recorded - a->recorded).count();
+  return cudaSuccess;
 }
 inline cudaError_t cudaEventSynchronize(cudaEvent_t event) {
   return event != nullptr ? cudaSuccess : cudaErrorInvalidValue;
