@@ -8,7 +8,8 @@
 // bf16 or f16 operands of one type, f32 compute (CUBLAS_COMPUTE_32F) with the
 // products summed in f32 (eight partial sums over k), alpha and beta f32, and the result
 // rounded once to C's type. A handle must have a stream set before a GEMM
-// (the backend always sets one). Everything else is NOT_SUPPORTED.
+// (the backend always sets one); the GEMM is queued on it (emu::Stream) like
+// any kernel. Everything else is NOT_SUPPORTED.
 #include <cublas_v2.h>
 
 #include <cstdint>
@@ -38,6 +39,45 @@ void Store(void* base, cudaDataType t, int64_t i, float v) {
     case CUDA_R_16BF: static_cast<__nv_bfloat16*>(base)[i] = __float2bfloat16_rn(v); break;
     case CUDA_R_16F: static_cast<__half*>(base)[i] = __float2half_rn(v); break;
     default: static_cast<float*>(base)[i] = v; break;
+  }
+}
+
+// C = a_scale * op(A) * op(B) + b_scale * C, arguments already checked.
+void Gemm(cublasOperation_t transa, cublasOperation_t transb, int m, int n, int k,
+          float a_scale, const void* A, cudaDataType Atype, int lda, const void* B,
+          cudaDataType Btype, int ldb, float b_scale, void* C, cudaDataType Ctype, int ldc) {
+  // op(A) as m rows of k and op(B) as n columns of k, in f32.
+  std::vector<float> a(static_cast<size_t>(m) * k), b(static_cast<size_t>(n) * k);
+  for (int i = 0; i < m; ++i) {
+    for (int l = 0; l < k; ++l) {
+      const int64_t at = transa == CUBLAS_OP_N ? i + int64_t{l} * lda : l + int64_t{i} * lda;
+      a[static_cast<size_t>(i) * k + l] = Load(A, Atype, at);
+    }
+  }
+  for (int j = 0; j < n; ++j) {
+    for (int l = 0; l < k; ++l) {
+      const int64_t at = transb == CUBLAS_OP_N ? l + int64_t{j} * ldb : j + int64_t{l} * ldb;
+      b[static_cast<size_t>(j) * k + l] = Load(B, Btype, at);
+    }
+  }
+  for (int j = 0; j < n; ++j) {
+    const float* bj = &b[static_cast<size_t>(j) * k];
+    for (int i = 0; i < m; ++i) {
+      const float* ai = &a[static_cast<size_t>(i) * k];
+      // Eight f32 partial sums (cuBLAS's order is unspecified too).
+      float part[8] = {};
+      int l = 0;
+      for (; l + 8 <= k; l += 8) {
+        for (int u = 0; u < 8; ++u) part[u] += ai[l + u] * bj[l + u];
+      }
+      for (; l < k; ++l) part[0] += ai[l] * bj[l];
+      const float sum = ((part[0] + part[1]) + (part[2] + part[3])) +
+                        ((part[4] + part[5]) + (part[6] + part[7]));
+      const int64_t ic = i + int64_t{j} * ldc;
+      // beta == 0: C is not read (it may hold anything, NaN included).
+      const float prior = b_scale == 0.0f ? 0.0f : b_scale * Load(C, Ctype, ic);
+      Store(C, Ctype, ic, a_scale * sum + prior);
+    }
   }
 }
 
@@ -98,41 +138,13 @@ __attribute__((visibility("default"))) cublasStatus_t cublasGemmEx(
     return CUBLAS_STATUS_INVALID_VALUE;
   }
   if (m == 0 || n == 0) return CUBLAS_STATUS_SUCCESS;
+  // alpha and beta are read now (host pointer mode); the product runs when
+  // the stream reaches it.
   const float a_scale = *static_cast<const float*>(alpha);
   const float b_scale = *static_cast<const float*>(beta);
-  // op(A) as m rows of k and op(B) as n columns of k, in f32.
-  std::vector<float> a(static_cast<size_t>(m) * k), b(static_cast<size_t>(n) * k);
-  for (int i = 0; i < m; ++i) {
-    for (int l = 0; l < k; ++l) {
-      a[static_cast<size_t>(i) * k + l] = Load(A, Atype, transa == CUBLAS_OP_N ? i + int64_t{l} * lda
-                                                                 : l + int64_t{i} * lda);
-    }
-  }
-  for (int j = 0; j < n; ++j) {
-    for (int l = 0; l < k; ++l) {
-      b[static_cast<size_t>(j) * k + l] = Load(B, Btype, transb == CUBLAS_OP_N ? l + int64_t{j} * ldb
-                                                                 : j + int64_t{l} * ldb);
-    }
-  }
-  for (int j = 0; j < n; ++j) {
-    const float* bj = &b[static_cast<size_t>(j) * k];
-    for (int i = 0; i < m; ++i) {
-      const float* ai = &a[static_cast<size_t>(i) * k];
-      // Eight f32 partial sums (cuBLAS's order is unspecified too).
-      float part[8] = {};
-      int l = 0;
-      for (; l + 8 <= k; l += 8) {
-        for (int u = 0; u < 8; ++u) part[u] += ai[l + u] * bj[l + u];
-      }
-      for (; l < k; ++l) part[0] += ai[l] * bj[l];
-      const float sum = ((part[0] + part[1]) + (part[2] + part[3])) +
-                        ((part[4] + part[5]) + (part[6] + part[7]));
-      const int64_t ic = i + int64_t{j} * ldc;
-      // beta == 0: C is not read (it may hold anything, NaN included).
-      const float prior = b_scale == 0.0f ? 0.0f : b_scale * Load(C, Ctype, ic);
-      Store(C, Ctype, ic, a_scale * sum + prior);
-    }
-  }
+  emu::Enqueue(h->stream, [=] {
+    Gemm(transa, transb, m, n, k, a_scale, A, Atype, lda, B, Btype, ldb, b_scale, C, Ctype, ldc);
+  });
   return CUBLAS_STATUS_SUCCESS;
 }
 

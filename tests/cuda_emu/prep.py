@@ -1,6 +1,6 @@
 # Rewrites a .cu file for the CPU emulator (include/emu_cuda.h), so that the
 # host C++ compiler can build it:
-#   kernel<<<grid, block, smem, stream>>>(args);  ->  emu::Launch(grid, block, smem, [&]{ kernel(args); });
+#   kernel<<<grid, block, smem, stream>>>(args);  ->  emu::Launch(grid, block, smem, stream, [=]{ kernel(args); });
 #   extern __shared__ [__align__(n)] T name[];     ->  T* name = emulator dynamic shared memory
 # Everything else is left as written.
 #   python3 prep.py in.cu out.cc
@@ -32,7 +32,10 @@ EXTERN_SHARED = re.compile(r'extern __shared__ (?:__align__\(\d+\) )?(\w+) (\w+)
 def launch(m):
     name, cfg, args = m.group(1), split_top(m.group(2)), m.group(3)
     smem = cfg[2] if len(cfg) > 2 else '0'
-    return f'emu::Launch(dim3({cfg[0]}), dim3({cfg[1]}), {smem}, [&]{{ {name}({args}); }});'
+    stream = cfg[3] if len(cfg) > 3 else 'nullptr'
+    # [=]: the kernel's arguments are copied at the launch, as CUDA does; the
+    # blocks may run after the launcher has returned.
+    return f'emu::Launch(dim3({cfg[0]}), dim3({cfg[1]}), {smem}, {stream}, [=]{{ {name}({args}); }});'
 
 
 def main():

@@ -114,7 +114,7 @@ inline ucontext_t sched_ctx;
 inline std::vector<Fiber>* fibers = nullptr;
 inline Fiber* cur = nullptr;
 inline dim3 g_block_idx, g_block_dim, g_grid_dim;
-inline std::function<void()>* body = nullptr;
+inline const std::function<void()>* body = nullptr;
 alignas(256) inline char dyn_smem_buf[1 << 20];
 inline char* dyn_smem = dyn_smem_buf;
 inline int smem_optin = 232448;
@@ -253,7 +253,61 @@ inline void RunBlock() {
   fibers = nullptr;
 }
 
-inline void Launch(dim3 grid, dim3 block, size_t smem, std::function<void()> fn) {
+// A stream: work queued on it runs, in order, only when the host waits for it
+// (emu_runtime.h: cudaStreamSynchronize, cudaEventSynchronize up to the
+// event, a copy to pageable host memory, cudaFree, cudaDeviceSynchronize).
+// That is the latest a GPU could run it, so host code that reads a result
+// before waiting, or overwrites a buffer a queued copy or kernel still reads,
+// sees the wrong values here. The null stream runs work at once (the kernel
+// tests call launchers without a stream and read the outputs directly).
+struct Stream {
+  std::vector<std::function<void()>> ops;
+  size_t next = 0;  // ops[0, next) have run
+};
+inline std::vector<Stream*>* all_streams = new std::vector<Stream*>;
+// Set while queued work runs (device memory is then accessible to the host
+// process; see emu_runtime.h).
+inline void (*before_device_work)() = nullptr;
+inline void (*after_device_work)() = nullptr;
+
+inline void RunNow(const std::function<void()>& fn) {
+  if (before_device_work != nullptr) before_device_work();
+  fn();
+  if (after_device_work != nullptr) after_device_work();
+}
+inline void Enqueue(cudaStream_t stream, std::function<void()> fn) {
+  if (stream == nullptr) {
+    RunNow(fn);
+    return;
+  }
+  static_cast<Stream*>(stream)->ops.push_back(std::move(fn));
+}
+// Runs stream's queued work up to and including op `until` (all of it when
+// until is SIZE_MAX).
+inline void Drain(Stream* s, size_t until = SIZE_MAX) {
+  if (s->next >= s->ops.size() || s->next > until) return;
+  if (before_device_work != nullptr) before_device_work();
+  while (s->next < s->ops.size() && s->next <= until) {
+    // Move the op out first: it may queue more work (it does not today).
+    std::function<void()> op = std::move(s->ops[s->next]);
+    ++s->next;
+    op();
+  }
+  if (s->next == s->ops.size()) {
+    s->ops.clear();
+    s->next = 0;
+  }
+  if (after_device_work != nullptr) after_device_work();
+}
+inline void DrainAll() {
+  for (Stream* s : *all_streams) Drain(s);
+}
+
+// The launch configuration is checked at once (as the driver does: the
+// error is the launch's); the blocks run when the stream reaches them.
+// `fn` holds copies of the kernel's arguments.
+inline void Launch(dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+                   std::function<void()> fn) {
   ++launches;
   if (grid.x == 0 || grid.y == 0 || grid.z == 0 || block.x * block.y * block.z > 1024 ||
       grid.y > 65535 || grid.z > 65535 || smem > (size_t)smem_optin) {
@@ -261,19 +315,21 @@ inline void Launch(dim3 grid, dim3 block, size_t smem, std::function<void()> fn)
     last_error = cudaErrorInvalidConfiguration;
     return;
   }
-  body = &fn;
-  g_grid_dim = grid;
-  g_block_dim = block;
-  for (unsigned z = 0; z < grid.z; ++z)
-    for (unsigned y = 0; y < grid.y; ++y)
-      for (unsigned x = 0; x < grid.x; ++x) {
-        g_block_idx = dim3(x, y, z);
-        // poison dynamic shared memory so reads of unwritten entries show
-        std::fill((float*)dyn_smem, (float*)dyn_smem + smem / 4, NAN);
-        RunBlock();
-        ++blocks_run;
-      }
-  body = nullptr;
+  Enqueue(stream, [grid, block, smem, fn = std::move(fn)] {
+    body = &fn;
+    g_grid_dim = grid;
+    g_block_dim = block;
+    for (unsigned z = 0; z < grid.z; ++z)
+      for (unsigned y = 0; y < grid.y; ++y)
+        for (unsigned x = 0; x < grid.x; ++x) {
+          g_block_idx = dim3(x, y, z);
+          // poison dynamic shared memory so reads of unwritten entries show
+          std::fill((float*)dyn_smem, (float*)dyn_smem + smem / 4, NAN);
+          RunBlock();
+          ++blocks_run;
+        }
+    body = nullptr;
+  });
 }
 }  // namespace emu
 
