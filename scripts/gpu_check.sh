@@ -22,6 +22,13 @@
 # See tests/gpu/README.md for the device tool call. Environment: HS_GPU_QUICK=1
 # runs the benchmark with --quick; HS_GPU_ALLOW_STUB=1 lets prepare pack a
 # build without the CUDA backend (to test the script itself).
+#
+# Rehearsal without a GPU: HS_GPU_EMU=1 scripts/gpu_check.sh prepare packs the
+# same three parity binaries and the benchmark built against the CPU emulator
+# of tests/cuda_emu (with its stand-in libcublas.so.13) instead; `run` then
+# works here end to end (real passes, gtest JSON, benchmark lines, summary),
+# with 5x the time limits and the benchmark at --tiny sizes. Its summary says
+# REHEARSAL: nothing in it ran on a GPU.
 set -uo pipefail
 
 MODE="${1:-}"
@@ -64,11 +71,17 @@ prepare() {
   [[ -f /tmp/hs_python ]] && py="$(cat /tmp/hs_python)"
   cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHS_CUDA=ON \
     -DHS_CUDA_ARCHS=90a -DHS_SANITIZE=OFF -DHS_FUZZ=OFF -DHS_TSAN=OFF -DHS_TEST_PYTHON="$py" >/dev/null || die "cmake configure failed"
-  cmake --build "$BUILD" -j2 --target "${TESTS[@]}" hs_gpu_bench || die "build failed"
-
-  local bins=()
-  for t in "${TESTS[@]}"; do bins+=("$BUILD/tests/gpu/$t"); done
-  bins+=("$BUILD/tests/gpu/hs_gpu_bench")
+  local emu="${HS_GPU_EMU:-0}" bins=()
+  if [[ $emu == 1 ]]; then
+    cmake --build "$BUILD" -j2 --target "${TESTS[@]/#/emu_}" emu_hs_gpu_bench hs_cuda_emu_cublas ||
+      die "build failed"
+    for t in "${TESTS[@]}"; do bins+=("$BUILD/tests/cuda_emu/emu_$t"); done
+    bins+=("$BUILD/tests/cuda_emu/emu_hs_gpu_bench")
+  else
+    cmake --build "$BUILD" -j2 --target "${TESTS[@]}" hs_gpu_bench || die "build failed"
+    for t in "${TESTS[@]}"; do bins+=("$BUILD/tests/gpu/$t"); done
+    bins+=("$BUILD/tests/gpu/hs_gpu_bench")
+  fi
   if grep -q "HS_HAVE_CUDA undefined" "${bins[0]}"; then
     if [[ "${HS_GPU_ALLOW_STUB:-0}" != 1 ]]; then
       die "build-gpu has no CUDA backend (engine/backend/cuda not built): the GPU run would only skip. Set HS_GPU_ALLOW_STUB=1 to pack it anyway."
@@ -80,8 +93,17 @@ prepare() {
   stage="$(mktemp -d)"
   mkdir -p "$stage/bin" "$stage/lib" "$stage/lib-fallback"
   for b in "${bins[@]}"; do
-    strip --strip-debug -o "$stage/bin/$(basename "$b")" "$b" || die "strip $b"
+    local name
+    name="$(basename "$b")"
+    strip --strip-debug -o "$stage/bin/${name#emu_}" "$b" || die "strip $b"
   done
+  if [[ $emu == 1 ]]; then
+    cp "$BUILD/tests/cuda_emu/emu_lib/libcublas.so.13" "$stage/lib/" || die "no emulator cuBLAS"
+    # The benchmark's arguments in the rehearsal (toy models, small ceilings).
+    echo "--tiny --contexts 64,256 --batches 1,2 --prefill_tokens 256 --decode_steps 3 \
+--gpu_memory_fraction 0.1" > "$stage/EMU"
+    echo "gpu_check: REHEARSAL bundle: the CPU emulator's binaries, not for a GPU"
+  fi
   # Every resolved library of every binary, by its soname.
   local missing=0
   while read -r name path; do
@@ -143,7 +165,19 @@ run() {
   local summary="$OUT/summary.txt" log="$OUT/tests.log" fail="$work/fail"
   mkdir -p "$fail"
   : > "$log"
+  # A rehearsal bundle (HS_GPU_EMU=1 prepare): emulator binaries, longer
+  # limits, the benchmark's toy arguments.
+  local scale=1 bench_extra=()
+  if [[ -f "$work/EMU" ]]; then
+    scale=5
+    read -r -a bench_extra < "$work/EMU"
+  fi
   {
+    if [[ -f "$work/EMU" ]]; then
+      echo "REHEARSAL on the CPU emulator (tests/cuda_emu): nothing below ran on a GPU"
+      nvidia-smi -L >/dev/null 2>&1 &&
+        echo "WARNING: this machine has a GPU; pack the real bundle (prepare without HS_GPU_EMU)"
+    fi
     echo "== gpu_check run: $(date -u +%FT%TZ) on $(hostname)"
     echo "bundle built from: $(head -1 "$work/COMMIT" 2>/dev/null)"
     nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.mem \
@@ -183,7 +217,7 @@ run() {
     # left out and the binary runs again, within the binary's time limit.
     while :; do
       attempt=$((attempt + 1))
-      local left=$((TEST_TIMEOUT[$t] - (SECONDS - t0)))
+      local left=$((TEST_TIMEOUT[$t] * scale - (SECONDS - t0)))
       if ((left < 10)); then rc=124; break; fi
       local filter=() alog="$work/${t}_$attempt.log"
       [[ -n "$excluded" ]] && filter=("--gtest_filter=-${excluded#:}")
@@ -207,20 +241,54 @@ run() {
       break
     done
     [[ $rc == 0 && ${#culprits[@]} == 0 ]] || any_fail=1
-    # One JSON per binary: the last result of each test, culprits as failures.
     local counts
-    counts=$(python3 - "$OUT/gtest_$t.json" "${culprits[@]}" -- "$work"/gtest_"${t}"_*.json <<'EOF' 2>/dev/null
-import json, sys
+    # One JSON per binary: the last result of each test, culprits as failures.
+    # A run stopped by its time limit writes no JSON: its log's OK / FAILED
+    # lines count instead, and the test it was in counts as failed.
+    local jsons=() logs=()
+    for f in "$work"/gtest_"${t}"_*.json; do [[ -f "$f" ]] && jsons+=("$f"); done
+    for f in "$work"/"${t}"_*.log; do [[ -f "$f" ]] && logs+=("$f"); done
+    counts=$(python3 - "$OUT/gtest_$t.json" "${culprits[@]}" -- "${jsons[@]}" -- "${logs[@]}" <<'EOF' 2>&1
+import json, re, sys
 args = sys.argv[1:]
 out = args[0]
-sep = args.index("--")
-culprits = args[1:sep]
-files = sorted(args[sep + 1:], key=lambda f: int(f.rsplit("_", 1)[1][:-5]))
+first = args.index("--")
+second = args.index("--", first + 1)
+culprits = args[1:first]
+attempt = lambda f: int(re.search(r"_(\d+)\.(json|log)$", f).group(1))
+jsons = sorted(args[first + 1:second], key=attempt)
+logs = sorted(args[second + 1:], key=attempt)
 tests = {}
-for f in files:
+with_json = set()
+for f in jsons:
+    with_json.add(attempt(f))
     for suite in json.load(open(f)).get("testsuites", []):
         for t in suite.get("testsuite", []):
             tests[(suite["name"], t["name"])] = t
+for f in logs:
+    if attempt(f) in with_json:
+        continue
+    running = None
+    for line in open(f, errors="replace"):
+        m = re.match(r"\[ +(RUN|OK|FAILED|SKIPPED) +\] (\S+)\.([^\s.,]+)(\s|,|$)", line)
+        if not m:
+            continue
+        kind, suite, name = m.group(1), m.group(2), m.group(3)
+        if kind == "RUN":
+            running = (suite, name)
+            continue
+        if running != (suite, name):
+            continue  # the list of failures at the end repeats FAILED lines
+        running = None
+        t = {"name": name, "status": "RUN", "result": "COMPLETED"}
+        if kind == "FAILED":
+            t["failures"] = [{"failure": "failed (see tests.log; this run wrote no JSON)"}]
+        if kind == "SKIPPED":
+            t["result"] = "SKIPPED"
+        tests[(suite, name)] = t
+    if running is not None:
+        tests[running] = {"name": running[1], "status": "RUN", "result": "COMPLETED", "failures": [
+            {"failure": "still running when the binary was stopped (time limit or crash)"}]}
 for c in culprits:
     suite, _, name = c.rpartition(".")
     tests[(suite, name)] = {"name": name, "status": "RUN", "result": "COMPLETED", "failures": [
@@ -245,7 +313,7 @@ EOF
 )
     [[ -n "$counts" ]] || counts="(no gtest JSON: $(grep -c '\[       OK \]' "$log") OK lines in the log)"
     local note=""
-    [[ $rc == 124 || $rc == 137 ]] && note=" TIMED OUT after ${TEST_TIMEOUT[$t]} s"
+    [[ $rc == 124 || $rc == 137 ]] && note=" TIMED OUT after $((TEST_TIMEOUT[$t] * scale)) s"
     ((${#culprits[@]} > 0)) && note="$note; reran without: ${culprits[*]}"
     echo "$t: rc $rc (last run)$note in $((SECONDS - t0)) s ($attempt run(s)): $counts" >> "$summary"
   done
@@ -255,8 +323,9 @@ EOF
   local quick=()
   [[ "${HS_GPU_QUICK:-0}" == 1 ]] && quick=(--quick)
   local b0=$SECONDS rc
-  timeout -k 5 "$BENCH_TIMEOUT" "$work/bin/hs_gpu_bench" "${quick[@]}" --json "$OUT/bench.json" \
-    --time_budget_s "$BENCH_BUDGET" > "$OUT/bench.log" 2>&1
+  timeout -k 5 "$((BENCH_TIMEOUT * scale))" "$work/bin/hs_gpu_bench" "${quick[@]}" \
+    "${bench_extra[@]}" --json "$OUT/bench.json" --time_budget_s "$((BENCH_BUDGET * scale))" \
+    > "$OUT/bench.log" 2>&1
   rc=$?
   {
     echo "hs_gpu_bench: rc $rc in $((SECONDS - b0)) s$([[ $rc == 124 || $rc == 137 ]] && echo " TIMED OUT")"

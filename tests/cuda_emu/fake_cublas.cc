@@ -6,10 +6,10 @@
 // alpha * op(A) * op(B) + beta * C with op(A) m x k, op(B) k x n and leading
 // dimensions checked as cuBLAS checks them (INVALID_VALUE otherwise); f32,
 // bf16 or f16 operands of one type, f32 compute (CUBLAS_COMPUTE_32F) with the
-// products summed in f32 (eight partial sums over k), alpha and beta f32, and the result
-// rounded once to C's type. A handle must have a stream set before a GEMM
-// (the backend always sets one); the GEMM is queued on it (emu::Stream) like
-// any kernel. Everything else is NOT_SUPPORTED.
+// products summed in f32 (eight partial sums over k), alpha and beta f32, and
+// the result rounded once to C's type. A handle must have a non-default
+// stream set before a GEMM (the backend always sets one); the GEMM is queued
+// on it (emu::Stream) like any kernel. Everything else is NOT_SUPPORTED.
 #include <cublas_v2.h>
 
 #include <cstdint>
@@ -121,6 +121,10 @@ __attribute__((visibility("default"))) cublasStatus_t cublasGemmEx(
   if (handle == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
   const auto* h = reinterpret_cast<const Handle*>(handle);
   if (!h->stream_set) return CUBLAS_STATUS_EXECUTION_FAILED;
+  // The default stream would run the GEMM at once from this library, whose
+  // copy of the emulator's hooks cannot open the protected device memory;
+  // the backend always sets its own stream.
+  if (h->stream == nullptr) return CUBLAS_STATUS_NOT_SUPPORTED;
   if (compute != CUBLAS_COMPUTE_32F || !KnownType(Atype) || Atype != Btype ||
       !KnownType(Ctype) || (transa != CUBLAS_OP_N && transa != CUBLAS_OP_T) ||
       (transb != CUBLAS_OP_N && transb != CUBLAS_OP_T)) {
