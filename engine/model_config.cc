@@ -465,7 +465,7 @@ absl::Status ParseMamba1(const rapidjson::Value& doc, std::string_view source,
     m.dt_rank = r.value_or(0);
   }
   const std::pair<const char*, int64_t> sizes[] = {{"state_size", m.d_state},
-                                                   {"expand", m.d_inner},
+                                                   {"expand * hidden_size", m.d_inner},
                                                    {"conv_kernel", m.d_conv},
                                                    {"time_step_rank", m.dt_rank}};
   for (const auto& [key, v] : sizes) HS_RETURN_IF_ERROR(CheckSize(source, key, v));
