@@ -389,6 +389,19 @@ absl::Status ParseTimeStepLimit(const rapidjson::Value& doc,
   return absl::OkStatus();
 }
 
+// Mamba configs: max_position_embeddings is optional;
+// negative means unset (0), above kMaxPositions is refused.
+absl::Status ParseOptionalMaxPositions(const rapidjson::Value& doc, std::string_view source,
+                                       ModelConfig& c) {
+  HS_ASSIGN_OR_RETURN(std::optional<int64_t> max_pos,
+                      JsonInt(doc, "max_position_embeddings", source));
+  if (max_pos.value_or(0) > kMaxPositions) {
+    HS_RETURN_IF_ERROR(CheckSize(source, "max_position_embeddings", *max_pos, kMaxPositions));
+  }
+  c.max_position_embeddings = std::max<int64_t>(0, max_pos.value_or(0));
+  return absl::OkStatus();
+}
+
 absl::Status ParseMamba2(const rapidjson::Value& doc, std::string_view source,
                          ModelConfig& c) {
   SsmConfig& m = c.ssm;
@@ -432,12 +445,7 @@ absl::Status ParseMamba2(const rapidjson::Value& doc, std::string_view source,
   m.norm_eps = c.rms_norm_eps;
   HS_RETURN_IF_ERROR(ParseTimeStepLimit(doc, source, m));
   HS_RETURN_IF_ERROR(RejectUnsupportedSsmOptions(doc, source));
-  HS_ASSIGN_OR_RETURN(std::optional<int64_t> max_pos,
-                      JsonInt(doc, "max_position_embeddings", source));
-  if (max_pos.value_or(0) > kMaxPositions) {
-    HS_RETURN_IF_ERROR(CheckSize(source, "max_position_embeddings", *max_pos, kMaxPositions));
-  }
-  c.max_position_embeddings = std::max<int64_t>(0, max_pos.value_or(0));
+  HS_RETURN_IF_ERROR(ParseOptionalMaxPositions(doc, source, c));
   c.layer_kinds.assign(static_cast<size_t>(c.num_layers), LayerKind::kMamba2);
   return absl::OkStatus();
 }
@@ -483,12 +491,7 @@ absl::Status ParseMamba1(const rapidjson::Value& doc, std::string_view source,
   m.dt_min = 0.0;
   m.dt_max = std::numeric_limits<double>::infinity();
   HS_RETURN_IF_ERROR(RejectUnsupportedSsmOptions(doc, source));
-  HS_ASSIGN_OR_RETURN(std::optional<int64_t> max_pos,
-                      JsonInt(doc, "max_position_embeddings", source));
-  if (max_pos.value_or(0) > kMaxPositions) {
-    HS_RETURN_IF_ERROR(CheckSize(source, "max_position_embeddings", *max_pos, kMaxPositions));
-  }
-  c.max_position_embeddings = std::max<int64_t>(0, max_pos.value_or(0));
+  HS_RETURN_IF_ERROR(ParseOptionalMaxPositions(doc, source, c));
   c.layer_kinds.assign(static_cast<size_t>(c.num_layers), LayerKind::kMamba1);
   return absl::OkStatus();
 }

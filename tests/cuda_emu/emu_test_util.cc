@@ -1,7 +1,6 @@
 #include "tests/cuda_emu/emu_test_util.h"
 
 #include <cmath>
-#include <random>
 #include <sstream>
 #include <utility>
 
@@ -56,22 +55,6 @@ std::vector<float> ElemBuffer::Read() const {
                                       : engine::F16ToF32(bits_[i]);
   }
   return out;
-}
-
-std::vector<float> RandomNormal(size_t n, uint32_t seed, float stddev, float mean) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(mean, stddev);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
-}
-
-std::vector<float> RandomUniform(size_t n, uint32_t seed, float lo, float hi) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(lo, hi);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
 }
 
 std::vector<float> Filled(size_t n, float v) { return std::vector<float>(n, v); }

@@ -17,6 +17,7 @@
 #include "engine/backend/backend.h"
 #include "engine/backend/cpu/cpu_backend.h"
 #include "gtest/gtest.h"
+#include "tests/testing/random_values.h"
 // Last: the emulator's CUDA headers define macros (threadIdx, __shared__, ...).
 #include "engine/backend/cuda/cuda_common.h"
 
@@ -54,9 +55,8 @@ class ElemBuffer {
   std::vector<uint16_t> bits_;  // 16-bit elements
 };
 
-std::vector<float> RandomNormal(size_t n, uint32_t seed, float stddev = 1.0f,
-                                float mean = 0.0f);
-std::vector<float> RandomUniform(size_t n, uint32_t seed, float lo, float hi);
+using testing::RandomNormal;
+using testing::RandomUniform;
 std::vector<float> Filled(size_t n, float v);
 
 // f32 / i32 views for the CPU twin.

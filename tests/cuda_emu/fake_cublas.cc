@@ -19,9 +19,7 @@
 namespace {
 
 struct Handle {
-  cudaStream_t stream = nullptr;
-  bool stream_set = false;
-  cublasMath_t math = CUBLAS_DEFAULT_MATH;
+  cudaStream_t stream = nullptr;  // set by cublasSetStream_v2
 };
 
 bool KnownType(cudaDataType t) { return t == CUDA_R_32F || t == CUDA_R_16F || t == CUDA_R_16BF; }
@@ -100,17 +98,14 @@ __attribute__((visibility("default"))) cublasStatus_t cublasDestroy_v2(cublasHan
 __attribute__((visibility("default"))) cublasStatus_t cublasSetStream_v2(cublasHandle_t handle,
                                                                          cudaStream_t stream) {
   if (handle == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
-  auto* h = reinterpret_cast<Handle*>(handle);
-  h->stream = stream;
-  h->stream_set = true;
+  reinterpret_cast<Handle*>(handle)->stream = stream;
   return CUBLAS_STATUS_SUCCESS;
 }
 
 __attribute__((visibility("default"))) cublasStatus_t cublasSetMathMode(cublasHandle_t handle,
-                                                                        cublasMath_t mode) {
-  if (handle == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
-  reinterpret_cast<Handle*>(handle)->math = mode;
-  return CUBLAS_STATUS_SUCCESS;
+                                                                        cublasMath_t) {
+  // f32 GEMMs here are plain f32 whatever the mode (no TF32).
+  return handle == nullptr ? CUBLAS_STATUS_NOT_INITIALIZED : CUBLAS_STATUS_SUCCESS;
 }
 
 __attribute__((visibility("default"))) cublasStatus_t cublasGemmEx(
@@ -120,10 +115,9 @@ __attribute__((visibility("default"))) cublasStatus_t cublasGemmEx(
     cublasComputeType_t compute, cublasGemmAlgo_t) {
   if (handle == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
   const auto* h = reinterpret_cast<const Handle*>(handle);
-  if (!h->stream_set) return CUBLAS_STATUS_EXECUTION_FAILED;
-  // The default stream would run the GEMM at once from this library, whose
-  // copy of the emulator's hooks cannot open the protected device memory;
-  // the backend always sets its own stream.
+  // No stream set, or the default one: that would run the GEMM at once from
+  // this library, whose copy of the emulator's hooks cannot open the
+  // protected device memory. The backend always sets its own stream.
   if (h->stream == nullptr) return CUBLAS_STATUS_NOT_SUPPORTED;
   if (compute != CUBLAS_COMPUTE_32F || !KnownType(Atype) || Atype != Btype ||
       !KnownType(Ctype) || (transa != CUBLAS_OP_N && transa != CUBLAS_OP_T) ||

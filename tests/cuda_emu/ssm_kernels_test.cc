@@ -57,6 +57,15 @@ struct Batch {
     b.max_query_len = max_query_len;
     return b;
   }
+  // The batch fields every SSM kernel's params share.
+  template <typename Params>
+  void SetFields(Params& p) {
+    p.query_start = query_start.data();
+    p.state_slot = slot.data();
+    p.has_initial_state = has_init.data();
+    p.num_tokens = tokens;
+    p.num_seqs = num_seqs;
+  }
   // The next step: one new token per sequence, continuing from its state.
   Batch Decode() const {
     return Batch(std::vector<int>(num_seqs, 1), std::vector<int>(num_seqs, 1), slot);
@@ -121,12 +130,8 @@ TEST_P(EmuSsmKernelsTest, CausalConv1d) {
       p.weight = weight.data();
       p.bias = c.bias ? bias.data() : nullptr;
       p.conv_state = state.data();
-      p.query_start = cur.query_start.data();
-      p.state_slot = cur.slot.data();
-      p.has_initial_state = cur.has_init.data();
+      cur.SetFields(p);
       p.out = out.data();
-      p.num_tokens = cur.tokens;
-      p.num_seqs = cur.num_seqs;
       p.channels = ch;
       p.max_query_len = cur.max_query_len;
       p.kernel_size = c.kernel;
@@ -201,12 +206,8 @@ TEST_P(EmuSsmKernelsTest, Mamba2Scan) {
       p.dt_bias = dt_bias.data();
       p.d = d.data();
       p.ssm_state = state.data();
-      p.query_start = cur.query_start.data();
-      p.state_slot = cur.slot.data();
-      p.has_initial_state = cur.has_init.data();
+      cur.SetFields(p);
       p.y = y.data();
-      p.num_tokens = cur.tokens;
-      p.num_seqs = cur.num_seqs;
       p.max_query_len = cur.max_query_len;
       p.num_heads = c.heads;
       p.head_dim = c.head_dim;
@@ -283,12 +284,8 @@ TEST_P(EmuSsmKernelsTest, Mamba1Scan) {
       p.dt_bias = dt_bias.data();
       p.d = d.data();
       p.ssm_state = state.data();
-      p.query_start = cur.query_start.data();
-      p.state_slot = cur.slot.data();
-      p.has_initial_state = cur.has_init.data();
+      cur.SetFields(p);
       p.y = y.data();
-      p.num_tokens = cur.tokens;
-      p.num_seqs = cur.num_seqs;
       p.channels = ch;
       p.d_state = n;
       p.elem = elem();

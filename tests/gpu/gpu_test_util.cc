@@ -7,7 +7,6 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
-#include <random>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -36,22 +35,6 @@ absl::StatusOr<std::unique_ptr<engine::Backend>> MakeCudaBackend(DType act_dtype
 #else
   return absl::FailedPreconditionError("this build has no CUDA backend");
 #endif
-}
-
-std::vector<float> RandomNormal(size_t n, uint32_t seed, float scale) {
-  std::mt19937 gen(seed);
-  std::normal_distribution<float> dist(0.0f, scale);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(gen);
-  return v;
-}
-
-std::vector<float> RandomUniform(size_t n, uint32_t seed, float lo, float hi) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<float> dist(lo, hi);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(gen);
-  return v;
 }
 
 void RoundAll(DType dtype, std::vector<float>* v) {

@@ -18,6 +18,7 @@
 #include "engine/dtype.h"
 #include "engine/status_macros.h"
 #include "gtest/gtest.h"
+#include "tests/testing/random_values.h"
 
 namespace hybridserve::gpu_testing {
 
@@ -41,9 +42,9 @@ std::string SkipMessage(const std::string& why);
 // without CUDA).
 absl::StatusOr<std::unique_ptr<engine::Backend>> MakeCudaBackend(engine::DType act_dtype);
 
-// Seeded random values: normal(0, scale), or uniform in [lo, hi).
-std::vector<float> RandomNormal(size_t n, uint32_t seed, float scale = 1.0f);
-std::vector<float> RandomUniform(size_t n, uint32_t seed, float lo, float hi);
+// Seeded random values: normal(mean, stddev), or uniform in [lo, hi).
+using testing::RandomNormal;
+using testing::RandomUniform;
 // Rounds every element to `dtype`'s precision (kF32: unchanged), in place.
 void RoundAll(engine::DType dtype, std::vector<float>* v);
 

@@ -37,7 +37,6 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <type_traits>
 #include <vector>
 
 #include "emu_cuda.h"
@@ -84,24 +83,18 @@ struct Block {
   size_t mapped;  // mapped (a multiple of the page size) when protected
 };
 inline std::map<char*, Block>* device_blocks = new std::map<char*, Block>;
-inline std::map<char*, size_t>* pinned_blocks = new std::map<char*, size_t>;
+inline std::map<char*, Block>* pinned_blocks = new std::map<char*, Block>;
 inline size_t allocated_bytes = 0;
 inline int device_open = 0;  // > 0 while queued work runs
 
 // The block of `blocks` holding [p, p + n), or end().
-template <typename M>
-typename M::const_iterator Find(const M& blocks, const void* p, size_t n) {
+inline std::map<char*, Block>::const_iterator Find(const std::map<char*, Block>& blocks,
+                                                   const void* p, size_t n) {
   const char* c = static_cast<const char*>(p);
   auto it = blocks.upper_bound(const_cast<char*>(c));
   if (it == blocks.begin()) return blocks.end();
   --it;
-  size_t size;
-  if constexpr (std::is_same_v<typename M::mapped_type, Block>) {
-    size = it->second.bytes;
-  } else {
-    size = it->second;
-  }
-  return c + n <= it->first + size ? it : blocks.end();
+  return c + n <= it->first + it->second.bytes ? it : blocks.end();
 }
 inline bool IsDevice(const void* p, size_t n) {
   std::lock_guard<std::recursive_mutex> lock(memory_mu);
@@ -279,7 +272,7 @@ inline cudaError_t cudaMallocHost(void** ptr, size_t bytes) {
   std::lock_guard<std::recursive_mutex> lock(emu::memory_mu);
   *ptr = std::malloc(bytes);
   if (*ptr == nullptr) return cudaErrorMemoryAllocation;
-  (*emu::pinned_blocks)[static_cast<char*>(*ptr)] = bytes;
+  (*emu::pinned_blocks)[static_cast<char*>(*ptr)] = emu::Block{bytes, bytes};
   return cudaSuccess;
 }
 inline cudaError_t cudaFreeHost(void* p) {
