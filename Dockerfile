@@ -21,7 +21,7 @@ ARG DEBIAN_FRONTEND=noninteractive
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       build-essential cmake ninja-build pkg-config \
-      libabsl-dev rapidjson-dev libpcre2-dev libutf8proc-dev libopenblas-openmp-dev \
+      libabsl-dev rapidjson-dev libpcre2-dev libutf8proc-dev \
       libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc \
       prometheus-cpp-dev \
  && rm -rf /var/lib/apt/lists/*

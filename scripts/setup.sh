@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build ccache pkg-config git clang libclang-rt-14-dev
-  libabsl-dev rapidjson-dev libpcre2-dev libutf8proc-dev libopenblas-openmp-dev
+  libabsl-dev rapidjson-dev libpcre2-dev libutf8proc-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc prometheus-cpp-dev
   python3 python3-venv

@@ -8,7 +8,7 @@
 # 20220623.1-1+deb12u2, with Debian's patches (inline namespace, own
 # string_view, ...), checked against pinned SHA-256 sums — with TSan into
 # .deps/ (once; later runs reuse it), and links the TSan build against it.
-# OpenMP and OpenBLAS stay uninstrumented, so the tests run their CPU ops on
+# OpenMP stays uninstrumented, so the tests run their CPU ops on
 # one thread (HS_TEST_CPU_THREADS=1).
 #   scripts/tsan.sh [build-dir]
 set -euo pipefail

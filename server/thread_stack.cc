@@ -2,8 +2,8 @@
 //
 // The metrics endpoint's HTTP server (civetweb, inside prometheus-cpp) starts
 // its threads with an explicit 100 KiB stack. glibc carves each thread's static
-// TLS out of its stack, and this process has a lot of it: OpenBLAS alone holds
-// 60 KiB of thread-locals, the CUDA runtime 4 KiB aligned to 4 KiB. What is left
+// TLS out of its stack, and this process can have a lot of it (a BLAS library
+// alone may hold 60 KiB of thread-locals, the CUDA runtime 4 KiB aligned to 4 KiB). What is left
 // is too little for civetweb's request handling, which then overflows its stack
 // on the first scrape (and at once under AddressSanitizer, whose frames are
 // larger). civetweb has no run-time option for its stack size, so the server

@@ -28,7 +28,7 @@ hs_python_test(NAME tokenizer_reference_real
 # Integration tests (tests/integration/): the real server binary on a free
 # loopback port, driven by hs_client and Python grpcio clients (stubs generated
 # from proto/ at test time). Each script skips (77) when grpcio is missing.
-set(HS_INTEGRATION_TESTS client errors faults generate lifecycle limits metrics reflection security text)
+set(HS_INTEGRATION_TESTS client errors exactness faults generate lifecycle limits metrics reflection security text)
 foreach(t ${HS_INTEGRATION_TESTS})
   if(TARGET hybridserve AND TARGET hs_client)
     hs_python_test(NAME integration_${t}

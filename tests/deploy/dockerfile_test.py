@@ -152,7 +152,6 @@ class DockerfileTest(unittest.TestCase):
                     continue
                 self.assertIn(name, bundled, f"{name} ({path}) is neither bundled nor provided "
                               f"by the runtime image")
-            self.assertTrue(any(n.startswith("libopenblas") for n in bundled))
             self.run_in_chroot(root, binaries, needed)
 
     def run_in_chroot(self, root, binaries, needed):

@@ -445,7 +445,8 @@ absl::StatusOr<double> MeasureHbmBandwidth() {
 }
 
 // The GEMM rate through the backend's Gemm: bf16 through cuBLAS at
-// 8192^3, or (--device cpu) f32 through OpenBLAS at 1024^3. FLOPs per second.
+// 8192^3, or (--device cpu) f32 through the CPU backend's GEMM at 1024^3. FLOPs
+// per second.
 absl::StatusOr<double> MeasureGemmRate() {
   std::unique_ptr<engine::Backend> backend;
   if (OnCpu()) {
@@ -783,7 +784,7 @@ int Main(int argc, char** argv) {
     WriteJson(results);
     return 0;
   }
-  if (OnCpu()) results.device = "cpu (smoke run: f32, host memcpy and OpenBLAS ceilings)";
+  if (OnCpu()) results.device = "cpu (smoke run: f32, host memcpy and CPU GEMM ceilings)";
 #if defined(HS_HAVE_CUDA)
   auto info = OnCpu() ? absl::StatusOr<engine::CudaDeviceInfo>(absl::UnavailableError("cpu"))
                       : engine::QueryCudaDevice(0);

@@ -22,7 +22,10 @@ import harness
 from harness import pb
 
 LONG = 30000           # tokens: a stream still running when the test acts on it
-OUTBOX_EVENTS = 8
+# More than the probe's 12 tokens (+ the final event): a probe's stream fits
+# even if its reader falls behind a fast engine, while a stream that is never
+# read (30,000 tokens) fills it.
+OUTBOX_EVENTS = 16
 MAX_NUM_SEQS = 4
 PROBE = [256, 10, 20, 30, 40]  # the fresh request compared before and after
 

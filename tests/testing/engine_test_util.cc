@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <random>
 #include <utility>
 
@@ -32,6 +33,7 @@ void GoldenEngineTest::LoadFixtureAndEngine(engine::EngineOptions options) {
   ASSERT_TRUE(fixture.ok()) << fixture.status();
   fixture_ = *std::move(fixture);
   options.model_dir = fixture_.dir;
+  engine_options_ = options;
   auto e = Engine::Create(options);
   ASSERT_TRUE(e.ok()) << e.status();
   engine_ = *std::move(e);
@@ -43,12 +45,15 @@ PlanBuilder NewPlanBuilder(const Engine& e) {
   return PlanBuilder(m.num_blocks, m.block_tokens, m.num_state_slots);
 }
 
-std::vector<float> RunChunked(Engine& e, const std::vector<int32_t>& ids, size_t chunk) {
+std::vector<float> RunSplits(Engine& e, const std::vector<int32_t>& ids,
+                             absl::Span<const size_t> sizes) {
   PlanBuilder builder = NewPlanBuilder(e);
   std::vector<float> all;
   StepOutput out;
-  for (size_t first = 0; first < ids.size(); first += chunk) {
-    const size_t n = std::min(chunk, ids.size() - first);
+  size_t first = 0;
+  for (size_t n : sizes) {
+    EXPECT_LE(first + n, ids.size());
+    if (n == 0 || first + n > ids.size()) return {};
     auto plan = builder.Build({{.seq_id = 0,
                                 .tokens = {ids.begin() + first, ids.begin() + first + n},
                                 .all_logits = true}});
@@ -57,9 +62,50 @@ std::vector<float> RunChunked(Engine& e, const std::vector<int32_t>& ids, size_t
     absl::Status st = e.Step(*plan, &out);
     EXPECT_TRUE(st.ok()) << st;
     all.insert(all.end(), out.logits.begin(), out.logits.end());
+    first += n;
   }
+  EXPECT_EQ(first, ids.size());
   return all;
 }
+
+std::vector<float> RunChunked(Engine& e, const std::vector<int32_t>& ids, size_t chunk) {
+  std::vector<size_t> sizes;
+  for (size_t first = 0; first < ids.size(); first += chunk) {
+    sizes.push_back(std::min(chunk, ids.size() - first));
+  }
+  return RunSplits(e, ids, sizes);
+}
+
+std::vector<size_t> RandomSplit(size_t len, uint32_t seed) {
+  std::mt19937 gen(seed);
+  std::vector<size_t> sizes;
+  for (size_t done = 0; done < len;) {
+    // Mostly short chunks, now and then a long one.
+    std::uniform_int_distribution<size_t> short_or_long(0, 3);
+    const size_t most = short_or_long(gen) == 0 ? len - done : std::min<size_t>(len - done, 9);
+    std::uniform_int_distribution<size_t> size(1, most);
+    sizes.push_back(size(gen));
+    done += sizes.back();
+  }
+  return sizes;
+}
+
+namespace {
+
+// Bitwise comparison of two logits arrays of the same length, naming the
+// first position (row of `vocab`) that differs and the largest gap.
+void ExpectBitwiseEqual(const std::vector<float>& got, const std::vector<float>& want,
+                        int64_t vocab, const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  if (std::memcmp(got.data(), want.data(), got.size() * sizeof(float)) == 0) return;
+  size_t first = 0;
+  while (std::memcmp(&got[first], &want[first], sizeof(float)) == 0) ++first;
+  ADD_FAILURE() << what << ": not bitwise identical; first difference at position "
+                << first / vocab << " (" << got[first] << " vs " << want[first]
+                << "), max |diff| " << MaxAbsDiff(got, want);
+}
+
+}  // namespace
 
 void RunIncremental(Engine& e, const std::vector<int32_t>& prompt,
                     const std::vector<int32_t>& full_ids, std::vector<float>* logits) {
@@ -77,29 +123,117 @@ void RunIncremental(Engine& e, const std::vector<int32_t>& prompt,
   }
 }
 
-void ExpectIncrementalDecodeMatchesFullForward(Engine& e, const GoldenFixture& f,
-                                               double tolerance) {
+void ExpectIncrementalDecodeBitwiseEqualsFullForward(Engine& e, const GoldenFixture& f) {
+  const int64_t vocab = e.config().vocab_size;
   for (const GoldenCase& gc : f.cases) {
     const std::vector<float> full = RunChunked(e, gc.full_ids, gc.full_ids.size());
     std::vector<float> incremental;
     ASSERT_NO_FATAL_FAILURE(RunIncremental(e, gc.prompt_ids, gc.full_ids, &incremental));
-    const double gap = MaxAbsDiff(incremental, full);
-    std::printf("[consistency] %s incremental vs full: max |diff| = %.3g\n", f.name.c_str(),
-                gap);
-    EXPECT_LE(gap, tolerance);
+    ExpectBitwiseEqual(incremental, full, vocab,
+                       absl::StrCat(f.name, " incremental decode vs full forward"));
   }
 }
 
-void ExpectChunkedPrefillMatchesFullForward(Engine& e, const GoldenFixture& f,
-                                            double tolerance) {
+void ExpectChunkedPrefillBitwiseEqualsWhole(Engine& e, const GoldenFixture& f) {
+  const int64_t vocab = e.config().vocab_size;
   const std::vector<int32_t>& ids = f.cases.back().full_ids;  // the longest case
   const std::vector<float> full = RunChunked(e, ids, ids.size());
   for (size_t chunk : {1, 7, 64}) {
-    const double gap = MaxAbsDiff(RunChunked(e, ids, chunk), full);
-    std::printf("[consistency] %s chunks of %zu vs full: max |diff| = %.3g\n", f.name.c_str(),
-                chunk, gap);
-    EXPECT_LE(gap, tolerance) << "chunk " << chunk;
+    ExpectBitwiseEqual(RunChunked(e, ids, chunk), full, vocab,
+                       absl::StrCat(f.name, " chunks of ", chunk, " vs whole"));
   }
+  for (uint32_t seed : {1u, 2u, 3u}) {
+    const std::vector<size_t> sizes = RandomSplit(ids.size(), seed);
+    ExpectBitwiseEqual(RunSplits(e, ids, sizes), full, vocab,
+                       absl::StrCat(f.name, " random split ", seed, " (",
+                                    sizes.size(), " steps) vs whole"));
+  }
+}
+
+void ExpectRandomBatchMatesChangeNothing(Engine& e, int prompt_len, int decode_len,
+                                         uint32_t seed) {
+  const int64_t vocab = e.config().vocab_size;
+  std::mt19937 gen(seed);
+  const int lengths[] = {prompt_len + decode_len};
+  const std::vector<int32_t> ids = RandomPrompts(lengths, vocab, seed)[0];
+  // Alone: the prompt whole, then one step per decode token.
+  std::vector<float> alone;
+  ASSERT_NO_FATAL_FAILURE(
+      RunIncremental(e, {ids.begin(), ids.begin() + prompt_len}, ids, &alone));
+
+  // Together. Mates are sequences 1.., each with its own random prompt and a
+  // random remaining budget of decode steps; the target is sequence 0.
+  struct Mate {
+    std::vector<int32_t> tokens;  // prompt, then decode tokens
+    size_t fed = 0;               // tokens given to the engine so far
+    size_t prompt_len = 0;
+  };
+  std::uniform_int_distribution<int> coin(0, 3);
+  std::uniform_int_distribution<int32_t> token(0, static_cast<int32_t>(vocab - 1));
+  std::map<int64_t, Mate> mates;  // ordered: the same seed, the same run
+  int64_t next_mate = 1;
+  PlanBuilder builder = NewPlanBuilder(e);
+  const int64_t max_seqs = std::min<int64_t>(8, e.max_num_seqs());
+  std::vector<float> together;
+  StepOutput out;
+  size_t target_fed = 0;
+  int step = 0;
+  while (target_fed < ids.size()) {
+    // New mates: a fresh prompt of 1..40 tokens and 1..12 decode tokens.
+    while (static_cast<int64_t>(mates.size()) + 1 < max_seqs && coin(gen) != 0) {
+      Mate m;
+      m.prompt_len = std::uniform_int_distribution<size_t>(1, 40)(gen);
+      m.tokens.resize(m.prompt_len + std::uniform_int_distribution<size_t>(1, 12)(gen));
+      for (int32_t& t : m.tokens) t = token(gen);
+      mates.emplace(next_mate++, std::move(m));
+    }
+    std::vector<PlanBuilder::Chunk> chunks;
+    // The target's next piece: a random part of its prompt, else one token.
+    const size_t target_n =
+        target_fed < static_cast<size_t>(prompt_len)
+            ? std::uniform_int_distribution<size_t>(1, prompt_len - target_fed)(gen)
+            : 1;
+    chunks.push_back({.seq_id = 0,
+                      .tokens = {ids.begin() + target_fed, ids.begin() + target_fed + target_n},
+                      .all_logits = true});
+    for (auto& [id, m] : mates) {
+      if (coin(gen) == 0) continue;  // this mate sits the step out
+      const size_t n = m.fed < m.prompt_len
+                           ? std::uniform_int_distribution<size_t>(1, m.prompt_len - m.fed)(gen)
+                           : 1;
+      chunks.push_back({.seq_id = id,
+                        .tokens = {m.tokens.begin() + m.fed, m.tokens.begin() + m.fed + n},
+                        .all_logits = coin(gen) == 0});
+    }
+    // The target at a random place in the plan.
+    const size_t at = std::uniform_int_distribution<size_t>(0, chunks.size() - 1)(gen);
+    std::swap(chunks[0], chunks[at]);
+    auto plan = builder.Build(chunks);
+    ASSERT_TRUE(plan.ok()) << plan.status();
+    ASSERT_TRUE(e.Step(*plan, &out).ok()) << "step " << step;
+    size_t row = 0;  // logits rows come in chunk order
+    for (const PlanBuilder::Chunk& c : chunks) {
+      const size_t rows = c.all_logits ? c.tokens.size() : 1;
+      if (c.seq_id == 0) {
+        together.insert(together.end(), out.logits.begin() + row * vocab,
+                        out.logits.begin() + (row + rows) * vocab);
+      } else {
+        Mate& m = mates[c.seq_id];
+        m.fed += c.tokens.size();
+        if (m.fed == m.tokens.size()) {
+          builder.Free(c.seq_id);
+          mates.erase(c.seq_id);
+        }
+      }
+      row += rows;
+    }
+    ASSERT_EQ(row * vocab, out.logits.size()) << "step " << step;
+    target_fed += target_n;
+    ++step;
+  }
+  ExpectBitwiseEqual(together, alone, vocab,
+                     absl::StrCat("target among random batch mates (", step, " steps, seed ",
+                                  seed, ") vs alone"));
 }
 
 std::vector<std::vector<int32_t>> RandomPrompts(absl::Span<const int> lengths, int64_t vocab,

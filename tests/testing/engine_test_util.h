@@ -40,6 +40,7 @@ class GoldenEngineTest : public ::testing::TestWithParam<std::string> {
   void LoadFixtureAndEngine(engine::EngineOptions options);
 
   GoldenFixture fixture_;
+  engine::EngineOptions engine_options_;  // what engine_ was made with
   std::unique_ptr<engine::Engine> engine_;
   int64_t vocab_ = 0;
 };
@@ -58,13 +59,30 @@ std::vector<float> RunChunked(engine::Engine& e, const std::vector<int32_t>& ids
 void RunIncremental(engine::Engine& e, const std::vector<int32_t>& prompt,
                     const std::vector<int32_t>& full_ids, std::vector<float>* logits);
 
-// Class (c) checks against one full forward pass, each printing its gap:
-// every case's incremental decode (RunIncremental), and the longest case
-// prefilled in chunks of 1, 7 and 64 tokens.
-void ExpectIncrementalDecodeMatchesFullForward(engine::Engine& e, const GoldenFixture& f,
-                                               double tolerance);
-void ExpectChunkedPrefillMatchesFullForward(engine::Engine& e, const GoldenFixture& f,
-                                            double tolerance);
+// Runs `ids` as a fresh sequence 0 of a new PlanBuilder in steps of
+// `sizes[0]`, `sizes[1]`, ... tokens (the sizes must sum to ids.size()) and
+// returns the logits of every token ([ids.size(), vocab]).
+std::vector<float> RunSplits(engine::Engine& e, const std::vector<int32_t>& ids,
+                             absl::Span<const size_t> sizes);
+
+// Step sizes that split `len` tokens at random points (each at least 1), from
+// a std::mt19937 seeded with `seed`.
+std::vector<size_t> RandomSplit(size_t len, uint32_t seed);
+
+// Class (b) checks against one full forward pass, bitwise (DESIGN.md section
+// 7): every case's incremental decode (RunIncremental); the longest case
+// prefilled in chunks of 1, 7 and 64 tokens and split at random points.
+void ExpectIncrementalDecodeBitwiseEqualsFullForward(engine::Engine& e, const GoldenFixture& f);
+void ExpectChunkedPrefillBitwiseEqualsWhole(engine::Engine& e, const GoldenFixture& f);
+
+// Class (b) under load: a target sequence (a random prompt of `prompt_len`
+// tokens, then `decode_len` teacher-forced tokens) is run alone in one
+// prefill and one step per decode token, then again among random batch mates
+// — fresh prefills, prompt chunks and decodes of other sequences, in random
+// number and order, the target's own prompt split at random points — and
+// every logit of the target must be bitwise equal to the run alone.
+void ExpectRandomBatchMatesChangeNothing(engine::Engine& e, int prompt_len, int decode_len,
+                                         uint32_t seed);
 
 // One prompt of uniformly random tokens in [0, vocab) per length, from a
 // std::mt19937 seeded with `seed`.

@@ -101,7 +101,9 @@ TEST_P(SsmEngineLoopTest, EverySlotReturnsAfterFinishedAndCancelledRequests) {
       const auto fate = static_cast<decltype(Submitted::fate)>(i % 5);
       auto r = MakeRequest(TestPrompt(3 + 9 * i, i + round),
                            fate == Submitted::kFinish ? 6 + i : 300, i % 2 ? 0.0f : 0.7f, 100 + i);
-      if (fate == Submitted::kExpire) r->deadline = absl::Now() + absl::Milliseconds(30);
+      // 300 tokens take far longer than 2 ms (one engine step each), so the
+      // deadline passes while the request waits or runs.
+      if (fate == Submitted::kExpire) r->deadline = absl::Now() + absl::Milliseconds(2);
       if (fate == Submitted::kStop) {
         r->stop.max_new_tokens = 40;
         r->stop.stop_token_ids = {r->prompt_ids[0], r->prompt_ids[1], 258, 261};

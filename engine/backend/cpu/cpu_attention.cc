@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "engine/backend/cpu/cpu_backend.h"
+#include "engine/backend/cpu/cpu_gemm.h"
 #include "engine/status_macros.h"
 
 namespace hybridserve::engine {
@@ -174,16 +175,18 @@ absl::Status CpuBackend::PagedAttention(const Tensor& q, const Tensor& k_cache,
       const int32_t* blocks = table + s * max_blocks;
       const int64_t pos = ctx[s] - (qs[s + 1] - qs[s]) + (t - qs[s]);
       const float* qv = q.as<float>() + (t * num_heads + h) * head_dim;
+      // Scores block by block: DotsF32's order depends on head_dim only
+      // (cpu_gemm.h), so a score is the same whatever the batch, the
+      // chunking or the thread.
+      for (int64_t p0 = 0; p0 <= pos; p0 += block_tokens) {
+        const float* keys = kc + blocks[p0 / block_tokens] * block_tokens * kv_row +
+                            kvh * head_dim;
+        DotsF32(qv, keys, kv_row, std::min(block_tokens, pos + 1 - p0), head_dim,
+                scores.data() + p0, isa_);
+      }
       float max_score = -std::numeric_limits<float>::infinity();
       for (int64_t p = 0; p <= pos; ++p) {
-        const float* kv = kc + (blocks[p / block_tokens] * block_tokens +
-                                p % block_tokens) * kv_row + kvh * head_dim;
-        // The simd reduction fixes one summation order for every call, so
-        // results stay independent of the batch.
-        float dot = 0.0f;
-#pragma omp simd reduction(+ : dot)
-        for (int64_t d = 0; d < head_dim; ++d) dot += qv[d] * kv[d];
-        scores[p] = dot * scale;
+        scores[p] *= scale;
         max_score = std::max(max_score, scores[p]);
       }
       float sum = 0.0f;

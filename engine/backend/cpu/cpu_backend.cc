@@ -1,6 +1,5 @@
 #include "engine/backend/cpu/cpu_backend.h"
 
-#include <cblas.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -9,6 +8,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "engine/backend/cpu/cpu_gemm.h"
 #include "engine/status_macros.h"
 
 namespace hybridserve::engine {
@@ -39,7 +39,7 @@ CpuBackend::CpuBackend(const CpuBackendOptions& options) {
   num_threads_ = options.num_threads > 0 ? options.num_threads
                                          : omp_get_num_procs();
   omp_set_num_threads(num_threads_);
-  openblas_set_num_threads(num_threads_);
+  isa_ = BestCpuIsa();
 }
 
 absl::StatusOr<DeviceBuffer> CpuBackend::Allocate(size_t num_bytes,
@@ -111,15 +111,6 @@ absl::Status CpuBackend::FillUniform(const Tensor& t, uint64_t seed, float lo,
   return absl::OkStatus();
 }
 
-int64_t CpuBackend::GemmMinRows(int64_t n, int64_t k) {
-  // OpenBLAS's small-matrix kernels are permitted up to M·N·K = 1e6 (and need
-  // M·N <= 1200 for this transpose case); M = 1 may go to gemv. Stay above all.
-  constexpr double kSmallLimit = 1.0e6;
-  const double nk = static_cast<double>(n) * static_cast<double>(k);
-  int64_t rows = static_cast<int64_t>(std::floor(kSmallLimit / std::max(nk, 1.0))) + 1;
-  return std::max<int64_t>(rows, 2);
-}
-
 absl::Status CpuBackend::Gemm(const Tensor& x, const Tensor& w,
                               const Tensor& bias, const Tensor& y) {
   HS_RETURN_IF_ERROR(ExpectTensor(x, DType::kF32, 2, "Gemm x"));
@@ -135,29 +126,14 @@ absl::Status CpuBackend::Gemm(const Tensor& x, const Tensor& w,
     HS_RETURN_IF_ERROR(ExpectTensor(bias, DType::kF32, 1, "Gemm bias"));
     if (bias.dim(0) != n) return ShapeError("Gemm", "bias size != N");
   }
-  if (t == 0) return absl::OkStatus();
-
-  const int64_t min_rows = GemmMinRows(n, k);
-  if (t >= min_rows) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, t, n, k, 1.0f,
-                x.as<float>(), k, w.as<float>(), k, 0.0f, y.as<float>(), n);
-  } else {
-    gemm_x_pad_.assign(static_cast<size_t>(min_rows * k), 0.0f);
-    gemm_y_pad_.resize(static_cast<size_t>(min_rows * n));
-    std::memcpy(gemm_x_pad_.data(), x.data, x.num_bytes());
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, min_rows, n, k, 1.0f,
-                gemm_x_pad_.data(), k, w.as<float>(), k, 0.0f,
-                gemm_y_pad_.data(), n);
-    std::memcpy(y.data, gemm_y_pad_.data(), y.num_bytes());
-  }
-  if (!bias.empty()) {
-    const float* b = bias.as<float>();
-    float* out = y.as<float>();
-#pragma omp parallel for schedule(static) if (t * n >= kParallelMinWork)
-    for (int64_t r = 0; r < t; ++r) {
-      for (int64_t j = 0; j < n; ++j) out[r * n + j] += b[j];
-    }
-  }
+  GemmF32({.x = x.as<float>(),
+           .w = w.as<float>(),
+           .bias = bias.empty() ? nullptr : bias.as<float>(),
+           .y = y.as<float>(),
+           .t = t,
+           .n = n,
+           .k = k},
+          isa_);
   return absl::OkStatus();
 }
 

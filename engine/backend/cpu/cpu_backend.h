@@ -1,6 +1,9 @@
 // The CPU backend: the reference implementation of every op, in f32, with
-// OpenMP threads and OpenBLAS for GEMMs. Each row is computed independently of
-// the batch size (equality class (b)); see Gemm for how that holds for BLAS.
+// OpenMP threads. Every output element is computed in one order that depends
+// on nothing but its own row's inputs: not on the other rows of the step, how
+// a sequence's tokens were split into steps, or the thread count (equality
+// class (b)). GEMMs and attention's dot products use cpu_gemm.h's fixed lane
+// order; recurrent layers run the per-token recurrence for prefill and decode.
 // Thread-compatible; owned by the engine loop.
 #ifndef HYBRIDSERVE_ENGINE_BACKEND_CPU_CPU_BACKEND_H_
 #define HYBRIDSERVE_ENGINE_BACKEND_CPU_CPU_BACKEND_H_
@@ -10,6 +13,7 @@
 
 #include "absl/strings/string_view.h"
 #include "engine/backend/backend.h"
+#include "engine/backend/cpu/cpu_gemm.h"
 
 namespace hybridserve::engine {
 
@@ -39,11 +43,8 @@ class CpuBackend : public Backend {
   absl::Status FillUniform(const Tensor& t, uint64_t seed, float lo,
                            float hi) override;
 
-  // OpenBLAS picks different kernels (a "small matrix" path, gemv) for small
-  // M·N·K, and those sum in a different order: a row's result would then depend
-  // on how many rows share the call. So calls with fewer rows than
-  // GemmMinRows(N, K) are padded with zero rows up to it, keeping every call on
-  // the one blocked kernel whose per-element sums do not depend on M.
+  // y = x · wᵀ + bias through GemmF32 (cpu_gemm.h): each element's sum has
+  // one order, whatever the number of rows or threads.
   absl::Status Gemm(const Tensor& x, const Tensor& w, const Tensor& bias,
                     const Tensor& y) override;
   absl::Status Embedding(const Tensor& ids, const Tensor& table,
@@ -87,17 +88,15 @@ class CpuBackend : public Backend {
                             int64_t group_size, float eps,
                             const Tensor& out) override;
 
-  // The fewest rows a GEMM call is padded to (see Gemm). Exposed for tests.
-  static int64_t GemmMinRows(int64_t n, int64_t k);
+  // The instruction set the GEMM and dot-product kernels run on.
+  CpuIsa isa() const { return isa_; }
 
  protected:
   void Free(void* data, size_t num_bytes) override;
 
  private:
   int num_threads_;
-  // Scratch for padded GEMM calls. [rows, K] and [rows, N], f32.
-  std::vector<float> gemm_x_pad_;
-  std::vector<float> gemm_y_pad_;
+  CpuIsa isa_;
 };
 
 // Ops run their loops on one thread below this much work (elements or
