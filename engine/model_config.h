@@ -21,6 +21,37 @@ std::string_view FamilyName(ArchitectureFamily family);  // "transformer", ...
 
 enum class RopeType : uint8_t { kDefault, kLinear, kLlama3 };
 
+// How the engine builds an architecture's graph (engine/model/model_factory.h):
+// which generic model class, never which architecture.
+enum class ModelGraph : uint8_t {
+  // embedding → per layer [RMSNorm → mixer (attention or Mamba-2 per layer
+  // kind) → residual → RMSNorm → gated MLP → residual] → RMSNorm → lm_head.
+  kDecoder,
+  // embedding → per layer [RMSNorm → Mamba mixer → residual] → RMSNorm →
+  // lm_head, tensors under "backbone." (Mamba-1 or Mamba-2 by layer kind).
+  kMambaBackbone,
+};
+
+// Checkpoint tensor names of a kDecoder graph that differ between families.
+// Layers are under "model.layers.<i>."; their mixers under "self_attn." or
+// "mamba.", their first norm is "input_layernorm.weight".
+struct DecoderTensorNames {
+  std::string_view embed;            // [V, H], e.g. "model.embed_tokens.weight"
+  std::string_view final_norm;       // [H], e.g. "model.norm.weight"
+  std::string_view post_mixer_norm;  // [H], e.g. "post_attention_layernorm.weight"
+  std::string_view mlp;              // prefix of {gate,up,down}_proj, e.g. "mlp."
+};
+
+// What the registry (model_config.cc) knows about one architecture.
+struct ArchitectureInfo {
+  std::string_view name;        // config `architectures[0]`, e.g. "Qwen3ForCausalLM"
+  std::string_view model_type;  // the matching config `model_type`, e.g. "qwen3"
+  ModelGraph graph = ModelGraph::kDecoder;
+  DecoderTensorNames names;     // kDecoder only
+};
+// Every registered architecture, in registry order.
+std::vector<ArchitectureInfo> RegisteredArchitectures();
+
 // Rotary embedding parameters, from transformers v4 keys (`rope_theta`,
 // `rope_scaling`) or the v5 `rope_parameters` object. Unsupported rope types
 // (yarn, dynamic, longrope, ...) are rejected by name when parsing.
@@ -34,9 +65,6 @@ struct RopeConfig {
   int64_t original_max_position_embeddings = 8192;
   // Fraction of head_dim that is rotated (1.0: all of it).
   double partial_rotary_factor = 1.0;
-  // Rotated dims given explicitly (Bamba's attn_rotary_emb); 0: from
-  // partial_rotary_factor.
-  int64_t explicit_rotary_dim = 0;
 };
 
 // The Mamba mixer's dimensions (Mamba-2 and Mamba-1 layers); all zero for
@@ -85,7 +113,15 @@ struct ModelConfig {
   int64_t max_position_embeddings = 0;  // 0: none given (pure SSM models)
   double rms_norm_eps = 1e-6;
   bool tie_word_embeddings = false;
-  bool attention_bias = false;  // q/k/v/o projections carry biases
+  bool attention_bias = false;      // q/k/v projections carry biases
+  bool attention_out_bias = false;  // o_proj carries a bias
+  // Per-head RMSNorm of q and k (weights [head_dim]) before the rotary
+  // embedding (Qwen3's q_norm / k_norm).
+  bool qk_norm = false;
+  // Sliding-window attention: a token attends to the last `sliding_window`
+  // positions; 0 = full causal attention. The engine refuses a
+  // --max-model-len above it (the window is not implemented).
+  int64_t sliding_window = 0;
   bool mlp_bias = false;        // gate/up/down projections carry biases
   RopeConfig rope;
   SsmConfig ssm;                       // SSM layers' dimensions, if any
@@ -94,6 +130,9 @@ struct ModelConfig {
   std::vector<int64_t> eos_token_ids;  // config may give an int or a list
   std::optional<int64_t> pad_token_id;
   std::string torch_dtype;  // "float32", "bfloat16", "float16" or "" if absent
+  // From the architecture's registry entry.
+  ModelGraph graph = ModelGraph::kDecoder;
+  DecoderTensorNames tensor_names;
 
   ArchitectureFamily family() const;
   int64_t num_attention_layers() const;
@@ -104,11 +143,12 @@ struct ModelConfig {
   int64_t rotary_dim() const;
 };
 
-// Parses config.json text. `source` names the file in errors. Supported:
-// LlamaForCausalLM, Mamba2ForCausalLM, BambaForCausalLM. Rejects, naming the key: unknown
+// Parses config.json text. `source` names the file in errors. Supported: the
+// architectures of RegisteredArchitectures(). Rejects, naming the key: unknown
 // architectures, missing required keys, non-positive sizes, heads not dividing
-// evenly, unsupported rope types, hidden_act other than silu, and SSM options
-// the graph does not implement (e.g. norm_before_gate, rmsnorm false).
+// evenly, unsupported rope types, hidden_act other than silu, quantized
+// checkpoints, and SSM options the graph does not implement (e.g.
+// norm_before_gate, rmsnorm false).
 absl::StatusOr<ModelConfig> ParseModelConfig(std::string_view json_text,
                                              std::string_view source);
 // Reads `<model_dir>/config.json`.

@@ -19,7 +19,12 @@ void AttentionBlock::AddWeights(WeightLoader& loader, const std::string& prefix,
     loader.Add(prefix + "q_proj.bias", {qd}, &q_bias_);
     loader.Add(prefix + "k_proj.bias", {kvd}, &k_bias_);
     loader.Add(prefix + "v_proj.bias", {kvd}, &v_bias_);
-    loader.Add(prefix + "o_proj.bias", {h}, &o_bias_);
+  }
+  if (config.attention_out_bias) loader.Add(prefix + "o_proj.bias", {h}, &o_bias_);
+  if (config.qk_norm) {
+    loader.Add(prefix + "q_norm.weight", {config.head_dim}, &q_norm_);
+    loader.Add(prefix + "k_norm.weight", {config.head_dim}, &k_norm_);
+    norm_eps_ = static_cast<float>(config.rms_norm_eps);
   }
   scale_ = 1.0f / std::sqrt(static_cast<float>(config.head_dim));
 }
@@ -56,6 +61,13 @@ absl::Status AttentionBlock::Forward(Backend& b, const Workspace& ws, const Tens
   HS_RETURN_IF_ERROR(b.Gemm(x, q_, q_bias_, q.Reshape({t, qd})));
   HS_RETURN_IF_ERROR(b.Gemm(x, k_, k_bias_, k.Reshape({t, kvd})));
   HS_RETURN_IF_ERROR(b.Gemm(x, v_, v_bias_, v.Reshape({t, kvd})));
+  if (!q_norm_.empty()) {
+    // Each head's row of head_dim on its own, in place.
+    const int64_t d = q.dim(2);
+    const Tensor q_rows = q.Reshape({t * q.dim(1), d}), k_rows = k.Reshape({t * k.dim(1), d});
+    HS_RETURN_IF_ERROR(b.RmsNorm(q_rows, q_norm_, norm_eps_, q_rows));
+    HS_RETURN_IF_ERROR(b.RmsNorm(k_rows, k_norm_, norm_eps_, k_rows));
+  }
   HS_RETURN_IF_ERROR(b.Rope(q, k, in.positions, ws.rope));
   HS_RETURN_IF_ERROR(b.KvWrite(k, v, in.slot_mapping, kv.k, kv.v));
   HS_RETURN_IF_ERROR(b.PagedAttention(q, kv.k, kv.v, in.attention, scale_, attn));

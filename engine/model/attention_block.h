@@ -1,6 +1,8 @@
-// The self-attention sub-layer of Llama and of Bamba's attention layers
-// (transformers' LlamaAttention / BambaAttention, eager): q, k, v projections
-// (GQA, optional biases) → rotary on the first rotary_dim dims of q and k →
+// The self-attention sub-layer of the decoder graph (transformers'
+// LlamaAttention, MistralAttention, Qwen2Attention, Qwen3Attention,
+// BambaAttention; eager): q, k, v projections (GQA, optional biases) →
+// optional per-head RMSNorm of q and k (Qwen3) → rotary on the first
+// rotary_dim dims of q and k →
 // the new K/V written into the layer's paged cache → causal paged attention
 // scaled by 1/sqrt(head_dim) → o_proj (optional bias).
 // Thread-compatible; owned by the engine loop.
@@ -22,7 +24,9 @@ namespace hybridserve::engine {
 class AttentionBlock {
  public:
   // Plans the weights under `prefix` (e.g. "model.layers.0.self_attn."):
-  // {q,k,v,o}_proj.weight, and their biases when config.attention_bias.
+  // {q,k,v,o}_proj.weight; {q,k,v}_proj.bias when config.attention_bias,
+  // o_proj.bias when config.attention_out_bias; {q,k}_norm.weight when
+  // config.qk_norm.
   void AddWeights(WeightLoader& loader, const std::string& prefix,
                   const ModelConfig& config);
 
@@ -53,6 +57,8 @@ class AttentionBlock {
   Tensor q_bias_, k_bias_, v_bias_;  // [nH*D], [nKV*D], [nKV*D] or empty
   Tensor o_;                         // [H, nH*D]
   Tensor o_bias_;                    // [H] or empty
+  Tensor q_norm_, k_norm_;           // [D], [D] or empty
+  float norm_eps_ = 0.0f;            // rms_norm_eps of q_norm / k_norm
   float scale_ = 0.0f;               // 1 / sqrt(head_dim)
 };
 

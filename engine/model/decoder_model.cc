@@ -1,8 +1,22 @@
 #include "engine/model/decoder_model.h"
 
 #include "absl/strings/str_cat.h"
+#include "engine/status_macros.h"
 
 namespace hybridserve::engine {
+
+absl::StatusOr<std::unique_ptr<DecoderModel>> DecoderModel::Load(
+    const ModelConfig& config, const Checkpoint& checkpoint, Backend* backend,
+    const ModelLoadOptions& options) {
+  std::unique_ptr<DecoderModel> m(new DecoderModel(config, backend));
+  HS_RETURN_IF_ERROR(m->Init(checkpoint, options));
+  return m;
+}
+
+DecoderModel::DecoderModel(const ModelConfig& config, Backend* backend)
+    : ResidualStackModel(config, backend,
+                         {.embed = std::string(config.tensor_names.embed),
+                          .final_norm = std::string(config.tensor_names.final_norm)}) {}
 
 void DecoderModel::PlanLayerWeights(WeightLoader& loader) {
   const ModelConfig& c = config();
@@ -20,8 +34,8 @@ void DecoderModel::PlanLayerWeights(WeightLoader& loader) {
     } else {
       l.mamba.AddWeights(loader, p + "mamba.", c.ssm, h);
     }
-    loader.Add(p + names_.post_mixer_norm, {h}, &l.post_mixer_norm);
-    l.mlp.AddWeights(loader, p + names_.mlp, c);
+    loader.Add(p + std::string(c.tensor_names.post_mixer_norm), {h}, &l.post_mixer_norm);
+    l.mlp.AddWeights(loader, p + std::string(c.tensor_names.mlp), c);
   }
 }
 

@@ -1,20 +1,24 @@
-// The decoder layers of Llama and Bamba (transformers' modeling_llama.py and
-// modeling_bamba.py, eager attention): embedding → per layer [RMSNorm → mixer
-// → residual → RMSNorm → SwiGLU MLP → residual] → RMSNorm → lm_head, where a
-// layer's mixer is attention (AttentionBlock; the config's attention layers,
-// every layer of Llama) or a Mamba-2 mixer (Bamba's other layers). Attention
-// layers use the paged KV cache, Mamba layers the state slots. LlamaModel and
-// BambaModel give the checkpoint names that differ between the two.
+// The ModelGraph::kDecoder graph (transformers' modeling_llama.py,
+// modeling_mistral.py, modeling_qwen2.py, modeling_qwen3.py, modeling_bamba.py;
+// eager attention): embedding → per layer [RMSNorm → mixer → residual →
+// RMSNorm → SwiGLU MLP → residual] → RMSNorm → lm_head, where a layer's mixer
+// is attention (AttentionBlock; every layer of a Transformer) or a Mamba-2
+// mixer (a hybrid's other layers). Attention layers use the paged KV cache,
+// Mamba layers the state slots. The checkpoint names that differ between
+// families come from the config (its registry entry).
 // Thread-compatible; owned by the engine loop.
 #ifndef HYBRIDSERVE_ENGINE_MODEL_DECODER_MODEL_H_
 #define HYBRIDSERVE_ENGINE_MODEL_DECODER_MODEL_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "engine/checkpoint.h"
 #include "engine/backend/backend.h"
 #include "engine/model/attention_block.h"
 #include "engine/model/mamba2_mixer.h"
@@ -24,21 +28,18 @@
 
 namespace hybridserve::engine {
 
-class DecoderModel : public ResidualStackModel {
- protected:
-  // Names under "model.layers.<i>." besides input_layernorm.weight,
-  // self_attn.* (attention layers) and mamba.* (Mamba layers).
-  struct LayerWeightNames {
-    std::string post_mixer_norm;  // [H], e.g. "post_attention_layernorm.weight"
-    std::string mlp;              // prefix of {gate,up,down}_proj, e.g. "mlp."
-  };
-  // `backend` must outlive the model.
-  DecoderModel(const ModelConfig& config, Backend* backend, StackWeightNames stack_names,
-               LayerWeightNames layer_names)
-      : ResidualStackModel(config, backend, std::move(stack_names)),
-        names_(std::move(layer_names)) {}
+class DecoderModel final : public ResidualStackModel {
+ public:
+  // Loads the weights and allocates the workspace. Errors name the missing or
+  // misshapen tensor and its file. `backend` must outlive the model.
+  // REQUIRES: config.graph == ModelGraph::kDecoder.
+  static absl::StatusOr<std::unique_ptr<DecoderModel>> Load(
+      const ModelConfig& config, const Checkpoint& checkpoint, Backend* backend,
+      const ModelLoadOptions& options);
 
  private:
+  DecoderModel(const ModelConfig& config, Backend* backend);
+
   // Two sub-layers: 2i the mixer, 2i + 1 the MLP of layer i.
   struct Layer {
     bool is_attention = false;
@@ -58,7 +59,6 @@ class DecoderModel : public ResidualStackModel {
   absl::Status RunSublayer(int64_t s, const ForwardInputs& inputs, const ModelCaches& caches,
                            const Tensor& x, const Tensor& out) const override;
 
-  LayerWeightNames names_;
   std::vector<Layer> layers_;
   // Planned only when some layer uses them.
   AttentionBlock::Workspace attention_ws_;

@@ -11,10 +11,7 @@
 #include "engine/backend/cpu/cpu_backend.h"
 #include "engine/backend/cuda/cuda_backend.h"
 #include "engine/checkpoint.h"
-#include "engine/model/bamba.h"
-#include "engine/model/llama.h"
-#include "engine/model/mamba1.h"
-#include "engine/model/mamba2.h"
+#include "engine/model/model_factory.h"
 #include "engine/model/weight_loader.h"
 #include "engine/status_macros.h"
 
@@ -128,23 +125,8 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const EngineOptions& opti
   load.max_logits_rows = e->logits_slice_rows_;
   load.progress = options.log;
   load.random_weights_seed = options.random_weights_seed;
-  const std::string& arch = e->config_.architecture;
-  if (arch == "LlamaForCausalLM") {
-    HS_ASSIGN_OR_RETURN(e->model_, LlamaModel::Load(e->config_, *checkpoint,
-                                                    e->backend_.get(), load));
-  } else if (arch == "BambaForCausalLM") {
-    HS_ASSIGN_OR_RETURN(e->model_, BambaModel::Load(e->config_, *checkpoint,
-                                                    e->backend_.get(), load));
-  } else if (arch == "MambaForCausalLM") {
-    HS_ASSIGN_OR_RETURN(e->model_, Mamba1Model::Load(e->config_, *checkpoint,
-                                                     e->backend_.get(), load));
-  } else if (arch == "Mamba2ForCausalLM") {
-    HS_ASSIGN_OR_RETURN(e->model_, Mamba2Model::Load(e->config_, *checkpoint,
-                                                     e->backend_.get(), load));
-  } else {
-    return absl::UnimplementedError(
-        absl::StrCat("architecture ", arch, " has no model graph yet"));
-  }
+  HS_ASSIGN_OR_RETURN(e->model_,
+                      LoadModel(e->config_, *checkpoint, e->backend_.get(), load));
   HS_RETURN_IF_ERROR(e->PlanMemory(options, log));
   log(e->plan_.ToString());
   return e;
@@ -160,6 +142,12 @@ absl::Status Engine::PlanMemory(const EngineOptions& o,
   if (max_len <= 0 && !has_kv) max_len = kDefaultSsmMaxModelLen;
   if (max_len <= 0) {
     return absl::InvalidArgumentError("--max-model-len must be set: config.json has no max_position_embeddings");
+  }
+  if (c.sliding_window > 0 && max_len > c.sliding_window) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--max-model-len ", max_len, " exceeds the model's sliding_window ", c.sliding_window,
+        " (config.json): sliding-window attention is not implemented; pass --max-model-len ",
+        c.sliding_window, " or less (within the window it equals full attention)"));
   }
   if (c.max_position_embeddings > 0 && max_len > c.max_position_embeddings) {
     return absl::InvalidArgumentError(absl::StrCat(

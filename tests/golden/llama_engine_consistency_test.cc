@@ -105,6 +105,8 @@ TEST_P(EngineConsistencyTest, InvalidPlansAreRejectedWithoutSideEffects) {
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, EngineConsistencyTest,
                          ::testing::Values("llama_f32_gqa_tied", "llama_bf16_linear_bias",
+                                           "qwen3_f32_gqa_headdim", "qwen3_bf16_bias_mqa",
+                                           "qwen2_f32_gqa", "mistral_bf16_headdim",
                                            "llama_f32_headdim_llama3"),
                          [](const auto& info) { return info.param; });
 

@@ -1,8 +1,13 @@
-// Llama on the CPU engine against the logits transformers computed for the
+// Dense Transformers (every fixture of that family: Llama, Mistral, Qwen2,
+// Qwen3) on the CPU engine against the logits transformers computed for the
 // same checkpoints (tests/golden/fixtures), judged by DESIGN.md section 7
 // class (c): f32 within 1e-3 absolute; bf16 checkpoints within 2x
 // transformers' own bf16-vs-f32 gap; greedy tokens by teacher forcing where
 // the reference's top-2 margin exceeds 5x the tolerance.
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -11,6 +16,7 @@
 #include "tests/testing/engine_test_util.h"
 #include "tests/testing/golden.h"
 #include "tests/testing/golden_checks.h"
+#include "tests/testing/test_env.h"
 
 namespace hybridserve::engine {
 namespace {
@@ -37,21 +43,45 @@ TEST_P(LlamaGoldenTest, MatchesTransformers) {
   }
 }
 
+// Every dense Transformer fixture (Llama, Mistral, Qwen2, Qwen3, ...).
 std::vector<std::string> LlamaFixtureNames() {
-  std::vector<std::string> names;
-  for (const std::string& n : testing::GoldenFixtureNames()) {
-    if (n.rfind("llama_", 0) == 0) names.push_back(n);
-  }
-  return names;
+  return testing::GoldenFixtureNames(ArchitectureFamily::kTransformer);
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, LlamaGoldenTest,
                          ::testing::ValuesIn(LlamaFixtureNames()),
                          [](const auto& info) { return info.param; });
 
+// Sliding-window attention is not implemented: a --max-model-len beyond the
+// window is refused by name; within it, attention equals full attention (the
+// mistral_f32_window fixture above, window 4096).
+TEST(SlidingWindowTest, MaxModelLenBeyondTheWindowIsRefusedByName) {
+  auto fixture = testing::LoadGoldenFixture("mistral_f32_window");
+  ASSERT_TRUE(fixture.ok()) << fixture.status();
+  const std::filesystem::path dir = testing::MakeTempDir() / "mistral_window16";
+  std::filesystem::copy(fixture->dir, dir);
+  std::ifstream in(dir / "config.json");
+  std::string config((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t at = config.find("\"sliding_window\": 4096");
+  ASSERT_NE(at, std::string::npos) << config;
+  config.replace(at, std::strlen("\"sliding_window\": 4096"), "\"sliding_window\": 16");
+  std::ofstream(dir / "config.json") << config;
+
+  EngineOptions o = testing::CpuEngineOptions({.kv_cache_bytes = 8 << 20});
+  o.model_dir = dir;
+  auto refused = Engine::Create(o);
+  ASSERT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << refused.status();
+  EXPECT_NE(refused.status().message().find("sliding_window 16"), std::string::npos)
+      << refused.status();
+  EXPECT_NE(refused.status().message().find("--max-model-len"), std::string::npos);
+  o.max_model_len = 16;
+  auto within = Engine::Create(o);
+  EXPECT_TRUE(within.ok()) << within.status();
+}
+
 TEST(LlamaGoldenFixtures, AllPresent) {
   // The suite must not pass vacuously if the fixtures folder goes missing.
-  EXPECT_GE(LlamaFixtureNames().size(), 6u);
+  EXPECT_GE(LlamaFixtureNames().size(), 12u);
 }
 
 }  // namespace

@@ -47,6 +47,15 @@ std::vector<std::string> GoldenFixtureNames() {
   return names;
 }
 
+std::vector<std::string> GoldenFixtureNames(engine::ArchitectureFamily family) {
+  std::vector<std::string> names;
+  for (const std::string& n : GoldenFixtureNames()) {
+    auto config = engine::LoadModelConfig(FixturesDir() / n);
+    if (config.ok() && config->family() == family) names.push_back(n);
+  }
+  return names;
+}
+
 absl::StatusOr<GoldenFixture> LoadGoldenFixture(const std::string& name) {
   GoldenFixture f;
   f.name = name;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "engine/model_config.h"
 
 namespace hybridserve::testing {
 
@@ -33,6 +34,9 @@ struct GoldenFixture {
 
 // Names of the fixture folders under tests/golden/fixtures, sorted.
 std::vector<std::string> GoldenFixtureNames();
+// Those whose config.json parses to a model of `family` (by the registry, not
+// by the fixture's name), sorted.
+std::vector<std::string> GoldenFixtureNames(engine::ArchitectureFamily family);
 absl::StatusOr<GoldenFixture> LoadGoldenFixture(const std::string& name);
 
 }  // namespace hybridserve::testing

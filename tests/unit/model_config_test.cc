@@ -187,9 +187,11 @@ TEST(ModelConfigTest, RejectionsNameTheProblem) {
   const std::string rope_default =
       R"("rope_parameters": {"rope_theta": 500000.0, "rope_type": "default"})";
   const std::vector<RejectCase> cases = {
-      {"architecture", R"(["LlamaForCausalLM"])", R"(["MistralForCausalLM"])",
-       "unsupported architecture \"MistralForCausalLM\" (supported: "
+      {"architecture", R"(["LlamaForCausalLM"])", R"(["GPT2LMHeadModel"])",
+       "unsupported architecture \"GPT2LMHeadModel\" (supported: "
        "LlamaForCausalLM"},
+      {"quantized", R"("use_cache": true)", R"("use_cache": true, "quantization_config": {"bits": 4})",
+       "quantization_config"},
       {"two architectures", R"(["LlamaForCausalLM"])",
        R"(["LlamaForCausalLM", "X"])", "exactly one"},
       {"yarn", rope_default,
@@ -250,6 +252,63 @@ TEST(ModelConfigTest, RejectionsNameTheProblem) {
 // to a huge value: sizes are refused by name with the bound, nothing else
 // overflows or allocates (the config fuzzer once found num_hidden_layers =
 // 2^62 reaching a vector of that many layer kinds).
+// The registry: each dense family's keys, from configs shaped as
+// transformers 5 writes them.
+TEST(ModelConfigTest, RegistryFamiliesParseTheirOwnKeys) {
+  const std::string qwen3 = absl::StrReplaceAll(
+      kV5Config, {{"LlamaForCausalLM", "Qwen3ForCausalLM"},
+                  {R"("model_type": "llama")", R"("model_type": "qwen3")"},
+                  {R"("attention_bias": false)", R"("attention_bias": true)"},
+                  {R"("use_cache": true)",
+                   R"("use_cache": true, "use_sliding_window": false, "sliding_window": 8)"}});
+  auto c = ParseModelConfig(qwen3, "config.json");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(c->qk_norm);
+  EXPECT_TRUE(c->attention_bias);
+  EXPECT_TRUE(c->attention_out_bias);
+  EXPECT_EQ(c->sliding_window, 0);  // use_sliding_window false
+  EXPECT_EQ(c->graph, ModelGraph::kDecoder);
+  EXPECT_EQ(c->family(), ArchitectureFamily::kTransformer);
+
+  const std::string qwen2 = absl::StrReplaceAll(
+      kV5Config, {{"LlamaForCausalLM", "Qwen2ForCausalLM"},
+                  {R"("model_type": "llama")", R"("model_type": "qwen2")"},
+                  {R"("use_cache": true)",
+                   R"("use_cache": true, "use_sliding_window": true, "sliding_window": 32)"}});
+  c = ParseModelConfig(qwen2, "config.json");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_FALSE(c->qk_norm);
+  EXPECT_TRUE(c->attention_bias);       // q/k/v always
+  EXPECT_FALSE(c->attention_out_bias);  // o_proj never
+  EXPECT_EQ(c->sliding_window, 32);
+
+  const std::string mistral = absl::StrReplaceAll(
+      kV5Config, {{"LlamaForCausalLM", "MistralForCausalLM"},
+                  {R"("model_type": "llama")", R"("model_type": "mistral")"},
+                  {R"("use_cache": true)", R"("use_cache": true, "sliding_window": 4096)"}});
+  c = ParseModelConfig(mistral, "config.json");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->sliding_window, 4096);
+  EXPECT_FALSE(c->attention_bias);
+  c = ParseModelConfig(absl::StrReplaceAll(mistral, {{"4096", "null"}}), "config.json");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->sliding_window, 0);
+
+  // A family's model_type must match its architecture.
+  c = ParseModelConfig(absl::StrReplaceAll(mistral, {{R"("model_type": "mistral")",
+                                                      R"("model_type": "qwen3")"}}),
+                       "config.json");
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);
+
+  // Every entry names a distinct architecture and model_type.
+  std::set<std::string> names, types;
+  for (const ArchitectureInfo& a : RegisteredArchitectures()) {
+    EXPECT_TRUE(names.insert(std::string(a.name)).second) << a.name;
+    EXPECT_TRUE(types.insert(std::string(a.model_type)).second) << a.model_type;
+  }
+  EXPECT_GE(names.size(), 7u);
+}
+
 TEST(ModelConfigTest, HugeSizesAreRefusedByName) {
   const auto fixtures = testing::SourceDir() / "tests" / "golden" / "fixtures";
   int refused = 0;

@@ -130,15 +130,15 @@ TEST(SsmConfigTest, ParsesBamba) {
   EXPECT_EQ(c->ssm.n_groups, 2);
   EXPECT_DOUBLE_EQ(c->ssm.norm_eps, 1e-5);
   EXPECT_EQ(c->state_bytes_per_seq(), 2u * (192 * 3 + 8 * 16 * 16) * 4);
-  // The training code's attn_rotary_emb wins when present; a file's
-  // partial_rotary_factor does not (transformers hard-codes 0.5).
+  // As transformers: half of head_dim whatever attn_rotary_emb and the
+  // file's partial_rotary_factor say.
   std::string text = absl::StrReplaceAll(kBamba, {{R"("tie_word_embeddings": false)",
                                                    R"("tie_word_embeddings": false, "attn_rotary_emb": 12)"},
                                                   {R"("partial_rotary_factor": 0.5)",
                                                    R"("partial_rotary_factor": 1.0)"}});
   auto r = Parse(text);
   ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_EQ(r->rotary_dim(), 12);
+  EXPECT_EQ(r->rotary_dim(), 8);
   // No attention layers at all: a pure SSM model.
   auto none = Parse(absl::StrReplaceAll(kBamba, {{R"("attn_layer_indices": [1, 3],)", ""}}));
   ASSERT_TRUE(none.ok()) << none.status();

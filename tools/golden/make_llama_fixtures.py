@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Writes the Llama golden fixtures of tests/golden/fixtures/.
+"""Writes the dense Transformer golden fixtures of tests/golden/fixtures/.
 
-Each fixture is a tiny, seeded, randomly initialised LlamaForCausalLM saved by
-transformers' own save_pretrained, plus the logits transformers computes for fixed
+Each fixture is a tiny, seeded, randomly initialised LlamaForCausalLM (or Mistral,
+Qwen2, Qwen3: the spec's "arch") saved by transformers' own save_pretrained, plus
+the logits transformers computes for fixed
 prompts (see tests/golden/README.md for the file format). Run it through
 scripts/make_golden.sh, which installs the pinned torch/transformers into .venv-golden.
 
@@ -21,7 +22,20 @@ import numpy as np
 import safetensors.torch
 import torch
 import transformers
-from transformers import LlamaConfig, LlamaForCausalLM
+from transformers import (LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM,
+                          Qwen2Config, Qwen2ForCausalLM, Qwen3Config, Qwen3ForCausalLM)
+
+# spec["arch"] -> (config class, model class); "llama" when absent.
+CLASSES = {
+    "llama": (LlamaConfig, LlamaForCausalLM),
+    "mistral": (MistralConfig, MistralForCausalLM),
+    "qwen2": (Qwen2Config, Qwen2ForCausalLM),
+    "qwen3": (Qwen3Config, Qwen3ForCausalLM),
+}
+
+
+def model_class(spec):
+    return CLASSES[spec.get("arch", "llama")][1]
 
 NUM_GREEDY = 8
 PROMPT_LENGTHS = (5, 23, 64)
@@ -134,6 +148,80 @@ FIXTURES = [
         ),
         contrast_rope=dict(DEFAULT_ROPE),
     ),
+    dict(
+        name="qwen3_f32_gqa_headdim",
+        arch="qwen3",
+        seed=3,
+        dtype="float32",
+        description=(
+            "Qwen3: f32, 4 heads / 2 kv heads, explicit head_dim 32 (!= hidden 64 / 4), "
+            "per-head q/k RMSNorm, tied embeddings, theta 1e6"
+        ),
+        config=dict(
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=32,
+            tie_word_embeddings=True,
+            rope_parameters={"rope_type": "default", "rope_theta": 1000000.0},
+        ),
+    ),
+    dict(
+        name="qwen3_bf16_bias_mqa",
+        arch="qwen3",
+        seed=4,
+        dtype="bfloat16",
+        description=(
+            "Qwen3: bf16 checkpoint, 8 heads / 1 kv head (MQA), head_dim 16, "
+            "attention_bias=True (q/k/v/o), 3 layers, untied"
+        ),
+        config=dict(
+            num_attention_heads=8,
+            num_key_value_heads=1,
+            head_dim=16,
+            num_hidden_layers=3,
+            attention_bias=True,
+            rope_parameters=dict(DEFAULT_ROPE),
+        ),
+    ),
+    dict(
+        name="qwen2_f32_gqa",
+        arch="qwen2",
+        seed=5,
+        dtype="float32",
+        description="Qwen2: f32, 4 heads / 2 kv heads, q/k/v biases (no o_proj bias), untied",
+        config=dict(num_attention_heads=4, num_key_value_heads=2,
+                    rope_parameters={"rope_type": "default", "rope_theta": 1000000.0}),
+    ),
+    dict(
+        name="qwen2_bf16_tied",
+        arch="qwen2",
+        seed=6,
+        dtype="bfloat16",
+        description="Qwen2: bf16 checkpoint, 8 heads / 4 kv heads (head_dim 8), tied embeddings",
+        config=dict(num_attention_heads=8, num_key_value_heads=4, tie_word_embeddings=True,
+                    rope_parameters=dict(DEFAULT_ROPE)),
+    ),
+    dict(
+        name="mistral_f32_window",
+        arch="mistral",
+        seed=7,
+        dtype="float32",
+        description=(
+            "Mistral: f32, 4 heads / 1 kv head, sliding_window 4096 (above every context "
+            "here, so attention is full), untied"
+        ),
+        config=dict(num_attention_heads=4, num_key_value_heads=1, sliding_window=4096,
+                    rope_parameters=dict(DEFAULT_ROPE)),
+    ),
+    dict(
+        name="mistral_bf16_headdim",
+        arch="mistral",
+        seed=10,
+        dtype="bfloat16",
+        description="Mistral: bf16 checkpoint, 2 heads / 2 kv heads, explicit head_dim 48, no window",
+        config=dict(num_attention_heads=2, num_key_value_heads=2, head_dim=48,
+                    sliding_window=None, rope_parameters=dict(DEFAULT_ROPE)),
+    ),
 ]
 
 
@@ -146,14 +234,14 @@ def make_config(spec, rope_override=None):
     kw.update(spec["config"])
     if rope_override is not None:
         kw["rope_parameters"] = dict(rope_override)
-    return LlamaConfig(attn_implementation="eager", **kw)
+    return CLASSES[spec.get("arch", "llama")][0](attn_implementation="eager", **kw)
 
 
 def build_model(spec):
     """Seeded random init in f32, with non-trivial RMSNorm weights and biases."""
     config = make_config(spec)
     torch.manual_seed(spec["seed"])
-    model = LlamaForCausalLM(config)
+    model = model_class(spec)(config)
     with torch.no_grad():
         for module in model.modules():
             if "RMSNorm" in type(module).__name__:
@@ -194,13 +282,13 @@ def top2_margin(logits):
 
 def upcast_copy(model):
     """The checkpoint's weights (whatever their dtype) upcast to f32."""
-    m = LlamaForCausalLM(model.config).to(torch.float32)
+    m = type(model)(model.config).to(torch.float32)
     m.load_state_dict({k: v.to(torch.float32) for k, v in model.state_dict().items()})
     return m.eval()
 
 
-def load(folder, dtype):
-    return LlamaForCausalLM.from_pretrained(folder, dtype=dtype, attn_implementation="eager").eval()
+def load(folder, dtype, cls=LlamaForCausalLM):
+    return cls.from_pretrained(folder, dtype=dtype, attn_implementation="eager").eval()
 
 
 def max_abs(a, b):
@@ -229,7 +317,7 @@ def make_fixture(spec, out_root):
         # The native reference is the checkpoint loaded in bf16, as a user gets it. Not
         # the in-memory model.to(bfloat16): .to() also rounds RoPE's inv_freq buffer to
         # bf16, which from_pretrained keeps in f32 (logit gap ~4e-2 between the two).
-        model_native = load(folder, native_dtype)
+        model_native = load(folder, native_dtype, model_class(spec))
     vocab = model.config.vocab_size
     cases = []
     tensors = {}
@@ -300,10 +388,10 @@ def verify(spec, folder, expected, tensors, model_f32):
                     raise SystemExit(f"{name}: {fn}:{k} is {v.dtype}, want {want}")
 
     # Reload from the folder and reproduce.
-    reloaded_f32 = load(folder, torch.float32)
+    reloaded_f32 = load(folder, torch.float32, model_class(spec))
     reloaded_native = None
     if want != torch.float32:
-        reloaded_native = load(folder, want)
+        reloaded_native = load(folder, want, model_class(spec))
     for i, case in enumerate(expected["cases"]):
         full = case["full_ids"]
         gap = max_abs(forward_logits(reloaded_f32, full), tensors[f"case{i}.logits_f32"])
@@ -319,7 +407,7 @@ def verify(spec, folder, expected, tensors, model_f32):
     # The fixture must exercise its RoPE variant: plain RoPE on the same weights must
     # move the logits far beyond the f32 tolerance.
     if "contrast_rope" in spec:
-        other = LlamaForCausalLM(make_config(spec, spec["contrast_rope"]))
+        other = model_class(spec)(make_config(spec, spec["contrast_rope"]))
         other.load_state_dict(model_f32.state_dict())
         other.eval()
         full = expected["cases"][-1]["full_ids"]
@@ -327,8 +415,8 @@ def verify(spec, folder, expected, tensors, model_f32):
         log(f"  {name}: logit gap to {spec['contrast_rope']['rope_type']} RoPE on the same weights: {gap:.4g}")
         if gap < 0.1:
             raise SystemExit(f"{name}: RoPE variant barely changes the logits ({gap}); fixture would not test it")
-    # Likewise the biases must matter.
-    if model_f32.config.attention_bias:
+    # Likewise the biases must matter (Qwen2's q/k/v biases are always there).
+    if any(isinstance(m, torch.nn.Linear) and m.bias is not None for m in model_f32.modules()):
         nobias = upcast_copy(model_f32)
         with torch.no_grad():
             for module in nobias.modules():
