@@ -150,8 +150,10 @@ void ExpectChunkedPrefillBitwiseEqualsWhole(Engine& e, const GoldenFixture& f) {
   }
 }
 
-void ExpectRandomBatchMatesChangeNothing(Engine& e, int prompt_len, int decode_len,
-                                         uint32_t seed) {
+namespace {
+
+void ExpectRandomBatchMatesChangeNothingOnce(Engine& e, int prompt_len, int decode_len,
+                                             uint32_t seed) {
   const int64_t vocab = e.config().vocab_size;
   std::mt19937 gen(seed);
   const int lengths[] = {prompt_len + decode_len};
@@ -234,6 +236,44 @@ void ExpectRandomBatchMatesChangeNothing(Engine& e, int prompt_len, int decode_l
   ExpectBitwiseEqual(together, alone, vocab,
                      absl::StrCat("target among random batch mates (", step, " steps, seed ",
                                   seed, ") vs alone"));
+}
+
+}  // namespace
+
+void ExpectRandomBatchMatesChangeNothing(Engine& e, int prompt_len, int decode_len,
+                                         std::initializer_list<uint32_t> seeds) {
+  for (uint32_t seed : seeds) {
+    ASSERT_NO_FATAL_FAILURE(
+        ExpectRandomBatchMatesChangeNothingOnce(e, prompt_len, decode_len, seed));
+  }
+}
+
+void ExpectThreadCountChangesNothing(Engine& e, const engine::EngineOptions& options,
+                                     const GoldenFixture& f) {
+  const std::vector<int32_t>& ids = f.cases.back().full_ids;
+  const int lengths[4] = {1, 9, 33, 100};
+  const auto prompts = RandomPrompts(lengths, e.config().vocab_size, 5);
+  auto run = [&](Engine& engine, std::vector<float>* whole, std::vector<float>* chunked,
+                 std::vector<std::vector<std::vector<float>>>* batch) {
+    *whole = RunChunked(engine, ids, ids.size());
+    *chunked = RunChunked(engine, ids, 5);
+    ASSERT_NO_FATAL_FAILURE(RunEachAlone(engine, prompts, {{.tokens = {3}}}, batch));
+  };
+  std::vector<float> whole_n, chunked_n, whole1, chunked1;
+  std::vector<std::vector<std::vector<float>>> batch_n, batch1;
+  ASSERT_NO_FATAL_FAILURE(run(e, &whole_n, &chunked_n, &batch_n));
+  engine::EngineOptions one = options;
+  one.num_threads = 1;
+  auto e1 = Engine::Create(one);
+  ASSERT_TRUE(e1.ok()) << e1.status();
+  ASSERT_NO_FATAL_FAILURE(run(**e1, &whole1, &chunked1, &batch1));
+  EXPECT_TRUE(whole1 == whole_n) << "whole prefill, 1 vs " << options.num_threads << " threads";
+  EXPECT_TRUE(chunked1 == chunked_n) << "chunked prefill, 1 vs " << options.num_threads;
+  EXPECT_TRUE(chunked1 == whole1) << "chunked vs whole, 1 thread";
+  EXPECT_TRUE(batch1 == batch_n) << "prompts and a decode step, 1 vs " << options.num_threads;
+  // Together on the 1-thread engine equals alone on the other one.
+  PlanBuilder builder = NewPlanBuilder(**e1);
+  ExpectBatchedEqualsAlone(**e1, builder, prompts, {{.tokens = {3}}}, batch_n);
 }
 
 std::vector<std::vector<int32_t>> RandomPrompts(absl::Span<const int> lengths, int64_t vocab,

@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <vector>
@@ -82,7 +83,13 @@ void ExpectChunkedPrefillBitwiseEqualsWhole(engine::Engine& e, const GoldenFixtu
 // number and order, the target's own prompt split at random points — and
 // every logit of the target must be bitwise equal to the run alone.
 void ExpectRandomBatchMatesChangeNothing(engine::Engine& e, int prompt_len, int decode_len,
-                                         uint32_t seed);
+                                         std::initializer_list<uint32_t> seeds);
+
+// Class (b) across thread counts: the longest case of `f` whole and in chunks
+// of 5, and a batch of mixed prompts with a decode step, on `e` and on a
+// 1-thread engine made from `options`: bitwise equal, alone and batched.
+void ExpectThreadCountChangesNothing(engine::Engine& e, const engine::EngineOptions& options,
+                                     const GoldenFixture& f);
 
 // One prompt of uniformly random tokens in [0, vocab) per length, from a
 // std::mt19937 seeded with `seed`.
