@@ -155,6 +155,9 @@ tools::TinyModelOptions ModelOptions(TinyArchitecture a) {
   o.ssm_n_groups = 1;
   switch (a) {
     case TinyArchitecture::kLlama:
+    case TinyArchitecture::kQwen3:
+    case TinyArchitecture::kQwen2:
+    case TinyArchitecture::kMistral:
       o.num_layers = absl::GetFlag(FLAGS_llama_layers);
       o.intermediate_size = absl::GetFlag(FLAGS_llama_intermediate_size);
       break;

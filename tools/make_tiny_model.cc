@@ -31,13 +31,15 @@ ABSL_FLAG(std::string, out, "",
           "Output folder (created if needed; weight files of an earlier run "
           "there are replaced). Required.");
 ABSL_FLAG(std::string, architecture, "llama",
-          "Model class: 'llama' (LlamaForCausalLM), 'mamba2' "
+          "Model class: 'llama' (LlamaForCausalLM), 'qwen3' (Qwen3ForCausalLM: "
+          "per-head q/k RMSNorm), 'qwen2' (Qwen2ForCausalLM: q/k/v biases), "
+          "'mistral' (MistralForCausalLM, no sliding window), 'mamba2' "
           "(Mamba2ForCausalLM), 'bamba' (BambaForCausalLM: attention at "
           "--attn_layer_indices, Mamba-2 mixers elsewhere, a SwiGLU MLP after "
           "every mixer) or 'mamba' (MambaForCausalLM, Mamba-1). A size flag "
           "that does not apply to the architecture is an error.");
 ABSL_FLAG(std::string, preset, "tiny",
-          "Starting sizes, per --architecture. llama: 'tiny' (hidden 64, 2 "
+          "Starting sizes, per --architecture. llama, qwen3, qwen2, mistral: 'tiny' (hidden 64, 2 "
           "layers, vocab 512, ~0.14M parameters), 'demo' (hidden 256, 4 "
           "layers, vocab 4096, ~5M) or '100m' (hidden 768, 12 layers, "
           "intermediate 2048, 12 heads, 4 kv heads, vocab 32000, tied "
@@ -69,8 +71,9 @@ ABSL_FLAG(std::optional<int64_t>, num_kv_heads, std::nullopt,
           "Key/value heads; must divide --num_heads (GQA when smaller) "
           "(llama, bamba; default: from --preset).");
 ABSL_FLAG(std::optional<int64_t>, head_dim, std::nullopt,
-          "Per-head dimension, even. llama: may differ from hidden_size / "
-          "num_heads; bamba: must equal it (BambaConfig derives it), so it "
+          "Per-head dimension, even. llama, qwen3, mistral: may differ from "
+          "hidden_size / num_heads; bamba, qwen2: must equal it (their configs "
+          "derive it), so it "
           "follows --hidden_size / --num_heads when not given (default: from "
           "--preset).");
 ABSL_FLAG(std::optional<int64_t>, max_position_embeddings, std::nullopt,
@@ -130,9 +133,9 @@ bool Given(const absl::Flag<std::optional<T>>& flag) {
 
 // The first size flag given that `architecture` has no use for, or "".
 std::string InapplicableFlag(TinyArchitecture architecture) {
-  const bool attention = architecture == TinyArchitecture::kLlama ||
-                         architecture == TinyArchitecture::kBamba;
-  const bool ssm = architecture != TinyArchitecture::kLlama;
+  const bool attention =
+      IsDenseTransformer(architecture) || architecture == TinyArchitecture::kBamba;
+  const bool ssm = !IsDenseTransformer(architecture);
   const bool mamba2 = architecture == TinyArchitecture::kMamba2 ||
                       architecture == TinyArchitecture::kBamba;
   struct Entry {
@@ -262,7 +265,8 @@ int main(int argc, char** argv) {
   }
   // Sizes that follow from others unless given: Bamba's head_dim, Mamba-2's
   // head count.
-  if (*architecture == TinyArchitecture::kBamba && !Given(FLAGS_head_dim) &&
+  if ((*architecture == TinyArchitecture::kBamba || *architecture == TinyArchitecture::kQwen2) &&
+      !Given(FLAGS_head_dim) &&
       options.num_heads > 0 && options.hidden_size % options.num_heads == 0) {
     options.head_dim = options.hidden_size / options.num_heads;
   }

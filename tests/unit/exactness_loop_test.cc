@@ -57,7 +57,7 @@ class ExactnessLoopTest
   }
 
   bool has_attention() const {
-    return GetParam() == TinyArchitecture::kLlama || GetParam() == TinyArchitecture::kBamba;
+    return tools::IsDenseTransformer(GetParam()) || GetParam() == TinyArchitecture::kBamba;
   }
 
   std::filesystem::path dir_;

@@ -464,6 +464,9 @@ std::vector<LayerKind> ExpectedKinds(const TinyModelOptions& o) {
   for (int64_t i = 0; i < o.num_layers; ++i) {
     switch (o.architecture) {
       case TinyArchitecture::kLlama:
+      case TinyArchitecture::kQwen3:
+      case TinyArchitecture::kQwen2:
+      case TinyArchitecture::kMistral:
         kinds.push_back(LayerKind::kAttention);
         break;
       case TinyArchitecture::kMamba2:
@@ -527,7 +530,7 @@ TEST(TinyModelTest, EveryArchitectureLoadsInTheEngineAndRunsSteps) {
     EXPECT_EQ(config->layer_kinds, ExpectedKinds(*o));
     EXPECT_EQ(config->bos_token_id, kTinyLlamaBosId);
     EXPECT_EQ(config->eos_token_ids, std::vector<int64_t>({kTinyLlamaEosId}));
-    if (a != TinyArchitecture::kLlama) {
+    if (!IsDenseTransformer(a)) {
       EXPECT_EQ(config->ssm.d_inner, o->ssm_expand * o->hidden_size);
       EXPECT_EQ(config->ssm.d_state, o->ssm_state_size);
       EXPECT_EQ(config->ssm.d_conv, o->ssm_conv_kernel);
@@ -555,9 +558,9 @@ TEST(TinyModelTest, EveryArchitectureLoadsInTheEngineAndRunsSteps) {
     // decode continues the prefilled state (the state slot / KV blocks).
     auto e = MakeEngine(dir);
     ASSERT_NE(e, nullptr);
-    EXPECT_EQ(e->memory_plan().num_state_slots > 0, a != TinyArchitecture::kLlama);
+    EXPECT_EQ(e->memory_plan().num_state_slots > 0, !IsDenseTransformer(a));
     EXPECT_EQ(e->memory_plan().num_blocks > 0,
-              a == TinyArchitecture::kLlama || a == TinyArchitecture::kBamba);
+              IsDenseTransformer(a) || a == TinyArchitecture::kBamba);
     const std::vector<int32_t> prompt = {256, 72, 101, 108, 108, 111, 261, 33};
     engine::PlanBuilder builder(e->memory_plan().num_blocks, e->memory_plan().block_tokens,
                                 e->memory_plan().num_state_slots);

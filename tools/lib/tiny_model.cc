@@ -109,7 +109,7 @@ bool IsBamba(const TinyModelOptions& o) {
 }
 
 bool IsAttentionLayer(const TinyModelOptions& o, int64_t layer) {
-  if (o.architecture == TinyArchitecture::kLlama) return true;
+  if (IsDenseTransformer(o.architecture)) return true;
   if (!IsBamba(o)) return false;
   return std::find(o.attn_layer_indices.begin(), o.attn_layer_indices.end(),
                    layer) != o.attn_layer_indices.end();
@@ -124,6 +124,15 @@ void AttentionTensors(const TinyModelOptions& o, const std::string& p,
   t.push_back({p + "k_proj.weight", {kv, h}});
   t.push_back({p + "v_proj.weight", {kv, h}});
   t.push_back({p + "o_proj.weight", {h, q}});
+  if (o.architecture == TinyArchitecture::kQwen2) {  // q/k/v biases, none on o_proj
+    t.push_back({p + "q_proj.bias", {q}, TensorInit::kNormal});
+    t.push_back({p + "k_proj.bias", {kv}, TensorInit::kNormal});
+    t.push_back({p + "v_proj.bias", {kv}, TensorInit::kNormal});
+  }
+  if (o.architecture == TinyArchitecture::kQwen3) {  // per-head RMSNorm of q and k
+    t.push_back({p + "q_norm.weight", {o.head_dim}, TensorInit::kNorm});
+    t.push_back({p + "k_norm.weight", {o.head_dim}, TensorInit::kNorm});
+  }
 }
 
 // SwiGLU gate/up/down under `p` ("...mlp." or "...feed_forward.").
@@ -233,8 +242,19 @@ void RemoveStaleWeights(const std::filesystem::path& dir) {
 
 }  // namespace
 
+bool IsDenseTransformer(TinyArchitecture a) {
+  return a == TinyArchitecture::kLlama || a == TinyArchitecture::kQwen3 ||
+         a == TinyArchitecture::kQwen2 || a == TinyArchitecture::kMistral;
+}
+
 std::string_view TinyArchitectureName(TinyArchitecture a) {
   switch (a) {
+    case TinyArchitecture::kQwen3:
+      return "qwen3";
+    case TinyArchitecture::kQwen2:
+      return "qwen2";
+    case TinyArchitecture::kMistral:
+      return "mistral";
     case TinyArchitecture::kLlama:
       return "llama";
     case TinyArchitecture::kMamba2:
@@ -249,6 +269,12 @@ std::string_view TinyArchitectureName(TinyArchitecture a) {
 
 std::string_view TinyArchitectureClass(TinyArchitecture a) {
   switch (a) {
+    case TinyArchitecture::kQwen3:
+      return "Qwen3ForCausalLM";
+    case TinyArchitecture::kQwen2:
+      return "Qwen2ForCausalLM";
+    case TinyArchitecture::kMistral:
+      return "MistralForCausalLM";
     case TinyArchitecture::kLlama:
       return "LlamaForCausalLM";
     case TinyArchitecture::kMamba2:
@@ -262,8 +288,9 @@ std::string_view TinyArchitectureClass(TinyArchitecture a) {
 }
 
 std::vector<TinyArchitecture> AllTinyArchitectures() {
-  return {TinyArchitecture::kLlama, TinyArchitecture::kMamba2,
-          TinyArchitecture::kBamba, TinyArchitecture::kMamba};
+  return {TinyArchitecture::kLlama, TinyArchitecture::kMamba2, TinyArchitecture::kBamba,
+          TinyArchitecture::kMamba,  TinyArchitecture::kQwen3,  TinyArchitecture::kQwen2,
+          TinyArchitecture::kMistral};
 }
 
 absl::StatusOr<TinyArchitecture> ParseTinyArchitecture(std::string_view name) {
@@ -278,7 +305,7 @@ absl::StatusOr<TinyArchitecture> ParseTinyArchitecture(std::string_view name) {
 }
 
 std::vector<std::string> TinyModelPresetNames(TinyArchitecture a) {
-  if (a == TinyArchitecture::kLlama) return {"tiny", "demo", "100m"};
+  if (IsDenseTransformer(a)) return {"tiny", "demo", "100m"};
   return {"tiny", "demo"};
 }
 
@@ -287,7 +314,7 @@ absl::StatusOr<TinyModelOptions> TinyModelPreset(TinyArchitecture a,
   TinyModelOptions o;  // the Llama "tiny" sizes
   o.architecture = a;
   const bool tiny = name == "tiny", demo = name == "demo";
-  if (a == TinyArchitecture::kLlama) {
+  if (IsDenseTransformer(a)) {
     if (tiny) return o;
     if (demo) {
       o.vocab_size = 4096;
@@ -344,9 +371,9 @@ absl::StatusOr<TinyModelOptions> TinyModelPreset(TinyArchitecture a,
 
 absl::Status ValidateTinyModelOptions(const TinyModelOptions& o) {
   const TinyArchitecture a = o.architecture;
-  const bool attention = a == TinyArchitecture::kLlama || IsBamba(o);
+  const bool attention = IsDenseTransformer(a) || IsBamba(o);
   const bool mamba2 = a == TinyArchitecture::kMamba2 || a == TinyArchitecture::kBamba;
-  const bool ssm = a != TinyArchitecture::kLlama;
+  const bool ssm = !IsDenseTransformer(a);
   std::vector<std::pair<const char*, int64_t>> sizes = {
       {"vocab_size", o.vocab_size},
       {"hidden_size", o.hidden_size},
@@ -396,6 +423,11 @@ absl::Status ValidateTinyModelOptions(const TinyModelOptions& o) {
       return absl::InvalidArgumentError(
           absl::StrCat("rope_theta must be positive, got ", o.rope_theta));
     }
+  }
+  if (o.architecture == TinyArchitecture::kQwen2 && o.head_dim * o.num_heads != o.hidden_size) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "qwen2: head_dim (", o.head_dim, ") must be hidden_size / num_heads (", o.hidden_size,
+        " / ", o.num_heads, "): Qwen2Config has no head_dim of its own"));
   }
   if (IsBamba(o)) {
     if (o.head_dim * o.num_heads != o.hidden_size) {
@@ -454,6 +486,9 @@ std::vector<TinyTensor> TinyModelTensors(const TinyModelOptions& o) {
   std::vector<TinyTensor> t;
   switch (o.architecture) {
     case TinyArchitecture::kLlama:
+    case TinyArchitecture::kQwen3:
+    case TinyArchitecture::kQwen2:
+    case TinyArchitecture::kMistral:
     case TinyArchitecture::kBamba: {
       const bool bamba = IsBamba(o);
       t.push_back({"model.embed_tokens.weight", {o.vocab_size, h}});

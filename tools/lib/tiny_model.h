@@ -31,9 +31,14 @@ inline constexpr int64_t kTinyLlamaEosId = 257;  // "<|end_of_text|>"
 inline constexpr int64_t kTinyLlamaNumMerges = 8;
 inline constexpr int64_t kTinyLlamaMinVocabSize = 258 + kTinyLlamaNumMerges;
 
-enum class TinyArchitecture : uint8_t { kLlama, kMamba2, kBamba, kMamba };
+enum class TinyArchitecture : uint8_t { kLlama, kMamba2, kBamba, kMamba, kQwen3, kQwen2, kMistral };
 
-// "llama", "mamba2", "bamba", "mamba" (the --architecture values).
+// Dense Transformers (every layer attention + SwiGLU MLP): Llama, Qwen3
+// (per-head q/k RMSNorm), Qwen2 (q/k/v biases), Mistral (no sliding window).
+bool IsDenseTransformer(TinyArchitecture architecture);
+
+// "llama", "mamba2", "bamba", "mamba", "qwen3", "qwen2", "mistral" (the
+// --architecture values).
 std::string_view TinyArchitectureName(TinyArchitecture architecture);
 // The transformers class written to config.json, e.g. "BambaForCausalLM".
 std::string_view TinyArchitectureClass(TinyArchitecture architecture);
@@ -44,8 +49,8 @@ std::vector<TinyArchitecture> AllTinyArchitectures();
 // Which fields apply is by architecture (the others are ignored):
 //   all:    seed, vocab_size, hidden_size, num_layers, tie_word_embeddings,
 //           dtype, num_shards
-//   llama:  intermediate_size, num_heads, num_kv_heads, head_dim,
-//           max_position_embeddings, rope_theta
+//   llama, qwen3, qwen2, mistral: intermediate_size, num_heads, num_kv_heads,
+//           head_dim, max_position_embeddings, rope_theta
 //   bamba:  as llama (head_dim must be hidden_size / num_heads, as
 //           BambaConfig derives it; intermediate_size is every layer's
 //           SwiGLU), attn_layer_indices, and the ssm_* fields

@@ -118,18 +118,34 @@ void MambaCommonKeys(const TinyModelOptions& o, SortedObject& c) {
   c.Bool("use_conv_bias", true);
 }
 
+// The dense families' keys: Llama's, with each family's own (Qwen2 has no
+// attention_bias key, its q/k/v biases are implied; Qwen2/Qwen3 and Mistral
+// write their sliding-window keys, off here).
 void LlamaKeys(const TinyModelOptions& o, SortedObject& c) {
-  c.Bool("attention_bias", false);
+  const TinyArchitecture a = o.architecture;
+  if (a != TinyArchitecture::kQwen2) c.Bool("attention_bias", false);
   c.Double("attention_dropout", 0.0);
-  c.Int("head_dim", o.head_dim);
+  if (a != TinyArchitecture::kQwen2) c.Int("head_dim", o.head_dim);
   c.Double("initializer_range", 0.02);
   c.Int("intermediate_size", o.intermediate_size);
   c.Int("max_position_embeddings", o.max_position_embeddings);
-  c.Bool("mlp_bias", false);
-  c.String("model_type", "llama");
+  if (a == TinyArchitecture::kLlama) {
+    c.Bool("mlp_bias", false);
+    c.Int("pretraining_tp", 1);
+  }
+  if (a == TinyArchitecture::kQwen2 || a == TinyArchitecture::kQwen3) {
+    c.Int("max_window_layers", o.num_layers);
+    c.Bool("use_sliding_window", false);
+    c.Set("layer_types", [&o](JsonWriter& w) {
+      w.StartArray();
+      for (int64_t i = 0; i < o.num_layers; ++i) Str(w, "full_attention");
+      w.EndArray();
+    });
+  }
+  if (a != TinyArchitecture::kLlama) c.Null("sliding_window");
+  c.String("model_type", std::string(TinyArchitectureName(a)));
   c.Int("num_attention_heads", o.num_heads);
   c.Int("num_key_value_heads", o.num_kv_heads);
-  c.Int("pretraining_tp", 1);
   c.Double("rms_norm_eps", 1e-5);
   c.Set("rope_parameters", [&o](JsonWriter& w) {
     w.StartObject();
@@ -465,6 +481,9 @@ std::string ConfigJson(const TinyModelOptions& o) {
   CommonKeys(o, c);
   switch (o.architecture) {
     case TinyArchitecture::kLlama:
+    case TinyArchitecture::kQwen3:
+    case TinyArchitecture::kQwen2:
+    case TinyArchitecture::kMistral:
       LlamaKeys(o, c);
       break;
     case TinyArchitecture::kMamba2:
