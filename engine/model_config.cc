@@ -64,6 +64,52 @@ absl::StatusOr<int64_t> RequiredPositiveInt(const rapidjson::Value& obj,
 //   * partial_rotary_factor: top-level if present, else dict, else 1;
 //   * llama3 original_max_position_embeddings: top-level if present, else
 //     dict, else max_position_embeddings.
+// yarn's keys of the rope dict, as transformers reads them (defaults:
+// beta_fast 32, beta_slow 1, truncate true; attention_factor from factor and
+// mscale / mscale_all_dim when absent).
+absl::Status ParseYarn(const rapidjson::Value& dict, std::string_view where,
+                       std::string_view source, int64_t max_position_embeddings,
+                       RopeConfig& rope) {
+  HS_ASSIGN_OR_RETURN(std::optional<int64_t> original,
+                      JsonInt(dict, "original_max_position_embeddings", where));
+  rope.original_max_position_embeddings = original.value_or(max_position_embeddings);
+  HS_RETURN_IF_ERROR(CheckSize(source, "original_max_position_embeddings",
+                               rope.original_max_position_embeddings, kMaxPositions));
+  HS_ASSIGN_OR_RETURN(std::optional<double> beta_fast, JsonDouble(dict, "beta_fast", where));
+  HS_ASSIGN_OR_RETURN(std::optional<double> beta_slow, JsonDouble(dict, "beta_slow", where));
+  // transformers: `get("beta_fast") or 32`, so 0 also means the default.
+  rope.beta_fast = beta_fast.value_or(0.0) != 0.0 ? *beta_fast : 32.0;
+  rope.beta_slow = beta_slow.value_or(0.0) != 0.0 ? *beta_slow : 1.0;
+  if (!(rope.beta_fast > 0.0) || !(rope.beta_slow > 0.0) || !std::isfinite(rope.beta_fast) ||
+      !std::isfinite(rope.beta_slow)) {
+    return Invalid(source, absl::StrCat("yarn rope needs positive beta_fast and beta_slow, got ",
+                                        rope.beta_fast, " and ", rope.beta_slow));
+  }
+  HS_ASSIGN_OR_RETURN(std::optional<bool> truncate, JsonBool(dict, "truncate", where));
+  rope.truncate = truncate.value_or(true);
+  HS_ASSIGN_OR_RETURN(std::optional<double> attention_factor,
+                      JsonDouble(dict, "attention_factor", where));
+  HS_ASSIGN_OR_RETURN(std::optional<double> mscale, JsonDouble(dict, "mscale", where));
+  HS_ASSIGN_OR_RETURN(std::optional<double> mscale_all_dim,
+                      JsonDouble(dict, "mscale_all_dim", where));
+  auto get_mscale = [](double scale, double m) {
+    return scale <= 1.0 ? 1.0 : 0.1 * m * std::log(scale) + 1.0;
+  };
+  if (attention_factor.has_value()) {
+    rope.attention_factor = *attention_factor;
+  } else if (mscale.value_or(0.0) != 0.0 && mscale_all_dim.value_or(0.0) != 0.0) {
+    rope.attention_factor =
+        get_mscale(rope.factor, *mscale) / get_mscale(rope.factor, *mscale_all_dim);
+  } else {
+    rope.attention_factor = get_mscale(rope.factor, 1.0);
+  }
+  if (!(rope.attention_factor > 0.0) || !std::isfinite(rope.attention_factor)) {
+    return Invalid(source, absl::StrCat("yarn attention_factor must be positive, got ",
+                                        rope.attention_factor));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<RopeConfig> ParseRope(const rapidjson::Value& root,
                                      int64_t max_position_embeddings,
                                      std::string_view source) {
@@ -100,11 +146,13 @@ absl::StatusOr<RopeConfig> ParseRope(const rapidjson::Value& root,
     rope.type = RopeType::kLinear;
   } else if (type_name == "llama3") {
     rope.type = RopeType::kLlama3;
+  } else if (type_name == "yarn") {
+    rope.type = RopeType::kYarn;
   } else {
     return Invalid(source,
                    absl::StrCat("unsupported rope type \"", type_name,
                                 "\" in \"", dict_key,
-                                "\" (supported: default, linear, llama3)"));
+                                "\" (supported: default, linear, llama3, yarn)"));
   }
 
   HS_ASSIGN_OR_RETURN(std::optional<double> theta,
@@ -147,6 +195,10 @@ absl::StatusOr<RopeConfig> ParseRope(const rapidjson::Value& root,
   }
   rope.factor = *factor;
   if (rope.type == RopeType::kLinear) return rope;
+  if (rope.type == RopeType::kYarn) {
+    HS_RETURN_IF_ERROR(ParseYarn(*dict, where, source, max_position_embeddings, rope));
+    return rope;
+  }
 
   // llama3.
   const std::pair<const char*, double*> llama3_keys[] = {
@@ -836,6 +888,42 @@ RopeTables ComputeRopeTables(const RopeConfig& rope, int64_t rotary_dim) {
       if (medium) llama = smoothed;
       f = llama;
     }
+  }
+  if (rope.type == RopeType::kYarn) {
+    // transformers' _compute_yarn_parameters, op by op in f32 where torch
+    // computes in f32, in double where it computes in Python floats.
+    const double d = static_cast<double>(rotary_dim);
+    const double two_pi = 2.0 * std::numbers::pi;
+    const double log_base = std::log(rope.theta);
+    const double original = static_cast<double>(rope.original_max_position_embeddings);
+    auto correction_dim = [&](double rotations) {
+      return (d * std::log(original / (rotations * two_pi))) / (2.0 * log_base);
+    };
+    double low = correction_dim(rope.beta_fast), high = correction_dim(rope.beta_slow);
+    if (rope.truncate) {
+      low = std::floor(low);
+      high = std::ceil(high);
+    }
+    low = std::max(low, 0.0);
+    high = std::min(high, d - 1.0);
+    if (low == high) high += 0.001;  // as transformers, against a zero range
+    const float factor = static_cast<float>(rope.factor);
+    const float low_f = static_cast<float>(low), span_f = static_cast<float>(high - low);
+    for (int64_t i = 0; i < n; ++i) {
+      // t.inv_freq holds 1 / pos_freqs (the extrapolation frequencies).
+      const float extrapolation = t.inv_freq[static_cast<size_t>(i)];
+      const float pos_freq = static_cast<float>(std::pow(
+          static_cast<double>(base), static_cast<double>(static_cast<float>(2 * i) / dim)));
+      const float interpolation = 1.0f / (factor * pos_freq);
+      float ramp = (static_cast<float>(i) - low_f) / span_f;
+      ramp = std::min(std::max(ramp, 0.0f), 1.0f);
+      const float extrapolation_factor = 1.0f - ramp;
+      const float a = interpolation * (1.0f - extrapolation_factor);
+      const float b = extrapolation * extrapolation_factor;
+      t.inv_freq[static_cast<size_t>(i)] = a + b;
+    }
+    t.attention_scaling = static_cast<float>(rope.attention_factor);
+    return t;
   }
   t.attention_scaling = 1.0f;
   return t;

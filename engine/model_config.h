@@ -19,7 +19,7 @@ enum class LayerKind : uint8_t { kAttention, kMamba1, kMamba2 };
 enum class ArchitectureFamily : uint8_t { kTransformer, kSsm, kHybrid };
 std::string_view FamilyName(ArchitectureFamily family);  // "transformer", ...
 
-enum class RopeType : uint8_t { kDefault, kLinear, kLlama3 };
+enum class RopeType : uint8_t { kDefault, kLinear, kLlama3, kYarn };
 
 // How the engine builds an architecture's graph (engine/model/model_factory.h):
 // which generic model class, never which architecture.
@@ -54,15 +54,22 @@ std::vector<ArchitectureInfo> RegisteredArchitectures();
 
 // Rotary embedding parameters, from transformers v4 keys (`rope_theta`,
 // `rope_scaling`) or the v5 `rope_parameters` object. Unsupported rope types
-// (yarn, dynamic, longrope, ...) are rejected by name when parsing.
+// (dynamic, longrope, ...) are rejected by name when parsing.
 struct RopeConfig {
   RopeType type = RopeType::kDefault;
   double theta = 10000.0;
-  double factor = 1.0;  // linear and llama3
+  double factor = 1.0;  // linear, llama3 and yarn
   // llama3 only.
   double low_freq_factor = 1.0;
   double high_freq_factor = 4.0;
-  int64_t original_max_position_embeddings = 8192;
+  int64_t original_max_position_embeddings = 8192;  // llama3 and yarn
+  // yarn only (transformers' _compute_yarn_parameters): the cos/sin scale
+  // (attention_factor; when absent, from factor and mscale / mscale_all_dim),
+  // the ramp's rotation bounds and whether its ends are rounded outwards.
+  double attention_factor = 1.0;
+  double beta_fast = 32.0;
+  double beta_slow = 1.0;
+  bool truncate = true;
   // Fraction of head_dim that is rotated (1.0: all of it).
   double partial_rotary_factor = 1.0;
 };
@@ -156,9 +163,9 @@ absl::StatusOr<ModelConfig> LoadModelConfig(
     const std::filesystem::path& model_dir);
 
 // Rotary inverse frequencies, one per rotated pair ([rotary_dim / 2], f32), as
-// transformers computes them (including llama3 / linear scaling), and the
-// attention scaling factor cos/sin are multiplied by (1.0 for the supported
-// types).
+// transformers computes them (including linear, llama3 and yarn scaling), and
+// the attention scaling factor cos/sin are multiplied by (yarn's
+// attention_factor; 1.0 for the other types).
 struct RopeTables {
   std::vector<float> inv_freq;
   float attention_scaling = 1.0f;

@@ -194,9 +194,12 @@ TEST(ModelConfigTest, RejectionsNameTheProblem) {
        "quantization_config"},
       {"two architectures", R"(["LlamaForCausalLM"])",
        R"(["LlamaForCausalLM", "X"])", "exactly one"},
-      {"yarn", rope_default,
-       R"("rope_parameters": {"rope_type": "yarn", "factor": 4.0})",
-       "unsupported rope type \"yarn\""},
+      {"longrope", rope_default,
+       R"("rope_parameters": {"rope_type": "longrope", "factor": 4.0})",
+       "unsupported rope type \"longrope\""},
+      {"yarn without factor", rope_default,
+       R"("rope_parameters": {"rope_type": "yarn", "rope_theta": 10000.0})",
+       "requires \"factor\""},
       {"dynamic v4", rope_default,
        R"("rope_scaling": {"type": "dynamic", "factor": 2.0})",
        "unsupported rope type \"dynamic\""},
@@ -307,6 +310,36 @@ TEST(ModelConfigTest, RegistryFamiliesParseTheirOwnKeys) {
     EXPECT_TRUE(types.insert(std::string(a.model_type)).second) << a.model_type;
   }
   EXPECT_GE(names.size(), 7u);
+}
+
+// YaRN as transformers' _compute_yarn_parameters reads it (numerics: the
+// qwen3_f32_yarn golden fixture).
+TEST(ModelConfigTest, YarnRopeParameters) {
+  auto c = ParseModelConfig(
+      V5With(R"("rope_parameters": {"rope_theta": 500000.0, "rope_type": "default"})",
+             R"("rope_parameters": {"rope_type": "yarn", "rope_theta": 1000000.0, "factor": 4.0,
+                "original_max_position_embeddings": 32768})"),
+      "config.json");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->rope.type, RopeType::kYarn);
+  EXPECT_EQ(c->rope.original_max_position_embeddings, 32768);
+  EXPECT_DOUBLE_EQ(c->rope.attention_factor, 0.1 * std::log(4.0) + 1.0);
+  EXPECT_DOUBLE_EQ(c->rope.beta_fast, 32.0);
+  EXPECT_DOUBLE_EQ(c->rope.beta_slow, 1.0);
+  EXPECT_TRUE(c->rope.truncate);
+  // Explicit attention_factor wins; mscale / mscale_all_dim otherwise.
+  c = ParseModelConfig(
+      V5With(R"("rope_parameters": {"rope_theta": 500000.0, "rope_type": "default"})",
+             R"("rope_parameters": {"rope_type": "yarn", "factor": 4.0, "mscale": 1.0,
+                "mscale_all_dim": 0.5, "beta_fast": 16, "truncate": false})"),
+      "config.json");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_DOUBLE_EQ(c->rope.attention_factor,
+                   (0.1 * std::log(4.0) + 1.0) / (0.05 * std::log(4.0) + 1.0));
+  EXPECT_DOUBLE_EQ(c->rope.beta_fast, 16.0);
+  EXPECT_FALSE(c->rope.truncate);
+  const RopeTables t = ComputeRopeTables(c->rope, c->rotary_dim());
+  EXPECT_FLOAT_EQ(t.attention_scaling, static_cast<float>(c->rope.attention_factor));
 }
 
 TEST(ModelConfigTest, HugeSizesAreRefusedByName) {

@@ -184,6 +184,24 @@ FIXTURES = [
         ),
     ),
     dict(
+        name="qwen3_f32_yarn",
+        arch="qwen3",
+        seed=9,
+        dtype="float32",
+        description=(
+            "Qwen3: f32, 4 heads / 2 kv heads, head_dim 32, YaRN rope (factor 4, "
+            "original_max_position_embeddings 64, theta 10000; attention factor 1.139)"
+        ),
+        config=dict(
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            head_dim=32,
+            rope_parameters={"rope_type": "yarn", "rope_theta": 10000.0, "factor": 4.0,
+                             "original_max_position_embeddings": 64},
+        ),
+        contrast_rope=dict(DEFAULT_ROPE),
+    ),
+    dict(
         name="qwen2_f32_gqa",
         arch="qwen2",
         seed=5,
