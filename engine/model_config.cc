@@ -351,14 +351,16 @@ absl::Status ParseTokenIdsAndDtype(const rapidjson::Value& doc,
   return absl::OkStatus();
 }
 
-absl::Status CheckSiluActivation(const rapidjson::Value& doc, const char* key,
-                                 std::string_view source) {
+// config `key` (hidden_act): silu (also "swish"), gelu_pytorch_tanh or relu2;
+// absent means silu.
+absl::StatusOr<Activation> ParseActivation(const rapidjson::Value& doc, const char* key,
+                                           std::string_view source) {
   HS_ASSIGN_OR_RETURN(std::optional<std::string> act, JsonString(doc, key, source));
-  if (act.has_value() && *act != "silu" && *act != "swish") {
-    return Invalid(source, absl::StrCat("unsupported \"", key, "\" \"", *act,
-                                        "\" (supported: silu)"));
-  }
-  return absl::OkStatus();
+  if (!act.has_value() || *act == "silu" || *act == "swish") return Activation::kSilu;
+  if (*act == "gelu_pytorch_tanh") return Activation::kGeluTanh;
+  if (*act == "relu2") return Activation::kRelu2;
+  return Invalid(source, absl::StrCat("unsupported \"", key, "\" \"", *act,
+                                      "\" (supported: silu, gelu_pytorch_tanh, relu2)"));
 }
 
 // Options of mamba_ssm-style configs the graph does not implement: rejected
@@ -820,9 +822,14 @@ absl::StatusOr<ModelConfig> ParseModelConfig(std::string_view json_text,
   HS_ASSIGN_OR_RETURN(std::optional<bool> tie,
                       JsonBool(doc, "tie_word_embeddings", source));
   c.tie_word_embeddings = tie.value_or(false);
-  HS_RETURN_IF_ERROR(CheckSiluActivation(doc, "hidden_act", source));
+  HS_ASSIGN_OR_RETURN(c.hidden_act, ParseActivation(doc, "hidden_act", source));
   HS_RETURN_IF_ERROR(RejectUnsupportedCheckpointKeys(doc, source));
   HS_RETURN_IF_ERROR(entry->parse(doc, source, c));
+  // Mamba mixers apply hidden_act to their conv output (transformers'
+  // MambaMixer / Mamba2Mixer / BambaMixer); they implement silu only.
+  if (c.num_ssm_layers() > 0 && c.hidden_act != Activation::kSilu) {
+    return Invalid(source, "unsupported \"hidden_act\" for Mamba layers (supported: silu)");
+  }
   HS_RETURN_IF_ERROR(ParseTokenIdsAndDtype(doc, source, c));
   return c;
 }

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "engine/activation.h"
 
 namespace hybridserve::engine {
 
@@ -120,6 +121,7 @@ struct ModelConfig {
   int64_t max_position_embeddings = 0;  // 0: none given (pure SSM models)
   double rms_norm_eps = 1e-6;
   bool tie_word_embeddings = false;
+  Activation hidden_act = Activation::kSilu;  // the gated MLP's (and Mamba's) activation
   bool attention_bias = false;      // q/k/v projections carry biases
   bool attention_out_bias = false;  // o_proj carries a bias
   // Per-head RMSNorm of q and k (weights [head_dim]) before the rotary

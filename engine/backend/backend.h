@@ -22,6 +22,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "engine/backend/fill_uniform.h"
+#include "engine/activation.h"
 #include "engine/backend/tensor.h"
 #include "engine/dtype.h"
 
@@ -161,8 +162,8 @@ class Backend {
                                       const Tensor& v_cache,
                                       const AttentionBatch& batch, float scale,
                                       const Tensor& out) = 0;
-  // out[T, I] = silu(gate_up[:, :I]) * gate_up[:, I:] for gate_up [T, 2I].
-  virtual absl::Status SiluMul(const Tensor& gate_up, const Tensor& out) = 0;
+  // out[T, I] = act(gate_up[:, :I]) * gate_up[:, I:] for gate_up [T, 2I].
+  virtual absl::Status GatedAct(const Tensor& gate_up, Activation act, const Tensor& out) = 0;
   // out[R, H] = x[rows[r], :].
   virtual absl::Status GatherRows(const Tensor& x, const Tensor& rows,
                                   const Tensor& out) = 0;

@@ -10,6 +10,7 @@ void MlpBlock::AddWeights(WeightLoader& loader, const std::string& prefix,
   loader.Add({prefix + "gate_proj.weight", prefix + "up_proj.weight"}, {inter, inter},
              {2 * inter, h}, &gate_up_);
   loader.Add(prefix + "down_proj.weight", {h, inter}, &down_);
+  act_ = config.hidden_act;
   if (config.mlp_bias) {
     loader.Add({prefix + "gate_proj.bias", prefix + "up_proj.bias"}, {inter, inter},
                {2 * inter}, &gate_up_bias_);
@@ -28,7 +29,7 @@ absl::Status MlpBlock::Forward(Backend& b, const Workspace& ws, const Tensor& x,
   const int64_t t = x.dim(0);
   const Tensor gate_up = ws.gate_up.Rows(0, t), act = ws.act.Rows(0, t);
   HS_RETURN_IF_ERROR(b.Gemm(x, gate_up_, gate_up_bias_, gate_up));
-  HS_RETURN_IF_ERROR(b.SiluMul(gate_up, act));
+  HS_RETURN_IF_ERROR(b.GatedAct(gate_up, act_, act));
   return b.Gemm(act, down_, down_bias_, out);
 }
 

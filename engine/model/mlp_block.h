@@ -1,5 +1,6 @@
-// The SwiGLU MLP sub-layer of Llama and Bamba (transformers' LlamaMLP /
-// BambaMLP, hidden_act silu): down_proj(silu(gate_proj(x)) * up_proj(x)), each
+// The gated MLP sub-layer of the decoder graph (transformers' LlamaMLP /
+// BambaMLP / Qwen*MLP / MistralMLP): down_proj(act(gate_proj(x)) * up_proj(x)),
+// act the config's hidden_act (silu, gelu_pytorch_tanh or relu2), each
 // projection with an optional bias. gate_proj and up_proj run as one GEMM over
 // their stacked rows.
 // Thread-compatible; owned by the engine loop.
@@ -38,6 +39,7 @@ class MlpBlock {
                        const Tensor& out) const;
 
  private:
+  Activation act_ = Activation::kSilu;  // of the gate (config hidden_act)
   Tensor gate_up_;       // [2I, H]: gate_proj rows then up_proj rows
   Tensor gate_up_bias_;  // [2I] or empty
   Tensor down_;          // [H, I]

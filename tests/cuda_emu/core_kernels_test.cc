@@ -1,12 +1,12 @@
 // The core kernels (norm_kernels.cu, elementwise_kernels.cu,
 // rope_kv_kernels.cu) run under the CPU emulator against their CPU twins
-// (CpuBackend::RmsNorm, AddRmsNorm, GatedRmsNorm, SiluMul, Embedding,
+// (CpuBackend::RmsNorm, AddRmsNorm, GatedRmsNorm, GatedAct, Embedding,
 // GatherRows, Rope, KvWrite, FillUniform) on seeded random inputs, f32, bf16
 // and f16. For 16-bit types the CPU op runs in f32 on the rounded inputs. Outputs start as NaN, so
 // an element a kernel does not write fails.
 //
 // Tolerances (atol, rtol), outputs of order 1 (as tests/gpu):
-//   RmsNorm, AddRmsNorm, GatedRmsNorm, SiluMul, Rope:
+//   RmsNorm, AddRmsNorm, GatedRmsNorm, GatedAct, Rope:
 //                          f32 (1e-5, 1e-4)   bf16, f16 (1e-2, 1e-2)
 //   GatherRows / Embedding, KvWrite, FillUniform: exact (bitwise); KvWrite
 //   compares the whole cache
@@ -122,25 +122,31 @@ TEST_P(EmuCoreKernelsTest, GatedRmsNorm) {
   }
 }
 
-TEST_P(EmuCoreKernelsTest, SiluMul) {
+TEST_P(EmuCoreKernelsTest, GatedAct) {
   struct Case {
     int64_t rows, inter;
   };
   uint32_t seed = 80;
-  for (const Case& c : {Case{3, 1000}, Case{5, 7}, Case{1, 257}, Case{2, 1}}) {
-    SCOPED_TRACE(absl::StrCat("rows ", c.rows, " inter ", c.inter));
-    ElemBuffer gate_up(elem(), RandomNormal(c.rows * 2 * c.inter, ++seed, 3.0f));
-    ElemBuffer out(elem(), Filled(c.rows * c.inter, kNaN));
-    std::vector<float> gv = gate_up.values(), ref(c.rows * c.inter);
-    ASSERT_TRUE(cpu_.SiluMul(F32(gv, {c.rows, 2 * c.inter}), F32(ref, {c.rows, c.inter})).ok());
-    engine::cuda::SiluMulParams p;
-    p.gate_up = gate_up.data();
-    p.out = out.data();
-    p.rows = c.rows;
-    p.inter = c.inter;
-    p.elem = elem();
-    ASSERT_EQ(engine::cuda::LaunchSiluMul(p, nullptr), cudaSuccess);
-    EXPECT_TRUE(AllClose(out.Read(), ref, Atol(), Rtol()));
+  for (engine::Activation act : {engine::Activation::kSilu, engine::Activation::kGeluTanh,
+                                 engine::Activation::kRelu2}) {
+    for (const Case& c : {Case{3, 1000}, Case{5, 7}, Case{1, 257}, Case{2, 1}}) {
+      SCOPED_TRACE(absl::StrCat("act ", static_cast<int>(act), " rows ", c.rows, " inter ",
+                                c.inter));
+      ElemBuffer gate_up(elem(), RandomNormal(c.rows * 2 * c.inter, ++seed, 3.0f));
+      ElemBuffer out(elem(), Filled(c.rows * c.inter, kNaN));
+      std::vector<float> gv = gate_up.values(), ref(c.rows * c.inter);
+      ASSERT_TRUE(cpu_.GatedAct(F32(gv, {c.rows, 2 * c.inter}), act,
+                                F32(ref, {c.rows, c.inter})).ok());
+      engine::cuda::GatedActParams p;
+      p.gate_up = gate_up.data();
+      p.out = out.data();
+      p.rows = c.rows;
+      p.inter = c.inter;
+      p.act = static_cast<int>(act);
+      p.elem = elem();
+      ASSERT_EQ(engine::cuda::LaunchGatedAct(p, nullptr), cudaSuccess);
+      EXPECT_TRUE(AllClose(out.Read(), ref, Atol(), Rtol()));
+    }
   }
 }
 

@@ -10,7 +10,7 @@
 //   copies (Embedding, GatherRows, KvWrite, Zero, FillUniform): exact
 //   (bitwise) in both dtypes
 //   Gemm:                f32 (1e-4, 1e-4)   bf16 (2e-2, 2e-2)
-//   RmsNorm, AddRmsNorm, SiluMul, Rope:
+//   RmsNorm, AddRmsNorm, GatedAct (silu, gelu tanh, relu²), Rope:
 //                        f32 (1e-5, 1e-4)   bf16 (1e-2, 1e-2)
 //   PagedAttention:      f32 (1e-4, 1e-4)   bf16 (2e-2, 2e-2)
 // f32 GEMMs must not use TF32 (that alone would miss 1e-4).
@@ -176,22 +176,25 @@ TEST_P(DenseOpsParityTest, RmsNormAndAddRmsNorm) {
   }
 }
 
-TEST_P(DenseOpsParityTest, SiluMul) {
+TEST_P(DenseOpsParityTest, GatedAct) {
   uint32_t seed = 400;
   for (auto [t, i] : {std::pair<int64_t, int64_t>{37, 14336}, {1, 14336}, {300, 333}, {3, 128}}) {
-    const std::string tag = absl::StrCat("silumul_T", t, "_I", i);
+   for (engine::Activation act : {engine::Activation::kSilu, engine::Activation::kGeluTanh,
+                                  engine::Activation::kRelu2}) {
+    const std::string tag = absl::StrCat("gatedact", static_cast<int>(act), "_T", t, "_I", i);
     SCOPED_TRACE(tag);
     HostTensor gu = In(RandomNormal(t * 2 * i, ++seed, 3.0f), {t, 2 * i});
     HostTensor ref(Zeros(t * i), {t, i});
-    ASSERT_TRUE(cpu_.SiluMul(gu.HostView(), ref.HostView()).ok());
+    ASSERT_TRUE(cpu_.GatedAct(gu.HostView(), act, ref.HostView()).ok());
     HS_GPU_ASSIGN(DeviceTensor dgu, Dev(gu));
     HS_GPU_ASSIGN(DeviceTensor dout, Dev(Poison({t, i})));
-    absl::Status st = gpu_->SiluMul(dgu.view, dout.view);
+    absl::Status st = gpu_->GatedAct(dgu.view, act, dout.view);
     ASSERT_TRUE(st.ok()) << st;
     HS_GPU_ASSIGN(std::vector<float> got, Get(dout));
     FailureDump dump(tag);
     dump.Add("gate_up", gu);
-    dump.Check("silu_mul", got, ref.values(), {t, i}, Tol({1e-5, 1e-4}, {1e-2, 1e-2}));
+    dump.Check("gated_act", got, ref.values(), {t, i}, Tol({1e-5, 1e-4}, {1e-2, 1e-2}));
+   }
   }
 }
 

@@ -4,6 +4,7 @@
 #include "engine/backend/cpu/cpu_backend.h"
 
 #include <cmath>
+#include <functional>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -114,15 +115,26 @@ TEST_F(CpuBackendTest, RmsNormAndAddRmsNormMatchReference) {
   }
 }
 
-TEST_F(CpuBackendTest, SiluMulMatchesReference) {
+TEST_F(CpuBackendTest, GatedActMatchesReference) {
   const int64_t t = 2, inter = 5;
   auto gu = Random(t * 2 * inter, 9, 2.0f);
-  std::vector<float> out(t * inter);
-  ASSERT_TRUE(backend_.SiluMul(T2(gu, t, 2 * inter), T2(out, t, inter)).ok());
-  for (int64_t r = 0; r < t; ++r) {
-    for (int64_t j = 0; j < inter; ++j) {
-      const double g = gu[r * 2 * inter + j], u = gu[r * 2 * inter + inter + j];
-      EXPECT_NEAR(out[r * inter + j], g / (1 + std::exp(-g)) * u, 1e-5);
+  const double pi = std::acos(-1.0);
+  auto silu = [](double g) { return g / (1 + std::exp(-g)); };
+  auto gelu_tanh = [&](double g) {
+    return 0.5 * g * (1 + std::tanh(std::sqrt(2 / pi) * (g + 0.044715 * g * g * g)));
+  };
+  auto relu2 = [](double g) { return g > 0 ? g * g : 0.0; };
+  const std::pair<Activation, std::function<double(double)>> cases[] = {
+      {Activation::kSilu, silu}, {Activation::kGeluTanh, gelu_tanh}, {Activation::kRelu2, relu2}};
+  for (const auto& [act, ref] : cases) {
+    std::vector<float> out(t * inter);
+    ASSERT_TRUE(backend_.GatedAct(T2(gu, t, 2 * inter), act, T2(out, t, inter)).ok());
+    for (int64_t r = 0; r < t; ++r) {
+      for (int64_t j = 0; j < inter; ++j) {
+        const double g = gu[r * 2 * inter + j], u = gu[r * 2 * inter + inter + j];
+        EXPECT_NEAR(out[r * inter + j], ref(g) * u, 1e-5 * (1 + std::abs(ref(g) * u)))
+            << static_cast<int>(act);
+      }
     }
   }
 }

@@ -202,6 +202,23 @@ FIXTURES = [
         contrast_rope=dict(DEFAULT_ROPE),
     ),
     dict(
+        name="llama_f32_gelu_tanh",
+        seed=11,
+        dtype="float32",
+        description="f32, 4 heads / 2 kv heads, hidden_act gelu_pytorch_tanh in the gated MLP",
+        config=dict(num_attention_heads=4, num_key_value_heads=2, hidden_act="gelu_pytorch_tanh",
+                    rope_parameters=dict(DEFAULT_ROPE)),
+    ),
+    dict(
+        name="mistral_f32_relu2",
+        arch="mistral",
+        seed=12,
+        dtype="float32",
+        description="Mistral: f32, 4 heads / 4 kv heads, hidden_act relu2 in the gated MLP, tied",
+        config=dict(num_attention_heads=4, num_key_value_heads=4, hidden_act="relu2",
+                    tie_word_embeddings=True, rope_parameters=dict(DEFAULT_ROPE)),
+    ),
+    dict(
         name="qwen2_f32_gqa",
         arch="qwen2",
         seed=5,

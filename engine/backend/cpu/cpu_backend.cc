@@ -220,22 +220,45 @@ absl::Status CpuBackend::AddRmsNorm(const Tensor& residual, const Tensor& x,
   return absl::OkStatus();
 }
 
-absl::Status CpuBackend::SiluMul(const Tensor& gate_up, const Tensor& out) {
-  HS_RETURN_IF_ERROR(ExpectTensor(gate_up, DType::kF32, 2, "SiluMul gate_up"));
-  HS_RETURN_IF_ERROR(ExpectTensor(out, DType::kF32, 2, "SiluMul out"));
+namespace {
+
+// As torch computes them in f32 (silu; gelu with approximate="tanh", ATen's
+// kBeta · (x + kKappa · x³); relu then square).
+inline float Activate(float x, Activation act) {
+  switch (act) {
+    case Activation::kGeluTanh: {
+      constexpr float kBeta = 0.7978845608028654f;  // sqrt(2 / pi)
+      constexpr float kKappa = 0.044715f;
+      const float cube = x * x * x;
+      const float inner = kBeta * (x + kKappa * cube);
+      return 0.5f * x * (1.0f + std::tanh(inner));
+    }
+    case Activation::kRelu2: {
+      const float r = x > 0.0f ? x : 0.0f;
+      return r * r;
+    }
+    case Activation::kSilu:
+      break;
+  }
+  return x / (1.0f + std::exp(-x));
+}
+
+}  // namespace
+
+absl::Status CpuBackend::GatedAct(const Tensor& gate_up, Activation act, const Tensor& out) {
+  HS_RETURN_IF_ERROR(ExpectTensor(gate_up, DType::kF32, 2, "GatedAct gate_up"));
+  HS_RETURN_IF_ERROR(ExpectTensor(out, DType::kF32, 2, "GatedAct out"));
   const int64_t t = out.dim(0), inter = out.dim(1);
   if (gate_up.dim(0) != t || gate_up.dim(1) != 2 * inter) {
-    return ShapeError("SiluMul", absl::StrCat("gate_up ", gate_up.ShapeString(),
-                                              " out ", out.ShapeString()));
+    return ShapeError("GatedAct", absl::StrCat("gate_up ", gate_up.ShapeString(),
+                                               " out ", out.ShapeString()));
   }
 #pragma omp parallel for schedule(static) if (t * inter >= kParallelMinWork)
   for (int64_t r = 0; r < t; ++r) {
     const float* g = gate_up.as<float>() + r * 2 * inter;
     const float* u = g + inter;
     float* o = out.as<float>() + r * inter;
-    for (int64_t j = 0; j < inter; ++j) {
-      o[j] = g[j] / (1.0f + std::exp(-g[j])) * u[j];
-    }
+    for (int64_t j = 0; j < inter; ++j) o[j] = Activate(g[j], act) * u[j];
   }
   return absl::OkStatus();
 }

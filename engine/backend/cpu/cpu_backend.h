@@ -63,7 +63,7 @@ class CpuBackend : public Backend {
                               const Tensor& v_cache,
                               const AttentionBatch& batch, float scale,
                               const Tensor& out) override;
-  absl::Status SiluMul(const Tensor& gate_up, const Tensor& out) override;
+  absl::Status GatedAct(const Tensor& gate_up, Activation act, const Tensor& out) override;
   absl::Status GatherRows(const Tensor& x, const Tensor& rows,
                           const Tensor& out) override;
   // SSM ops (cpu_ssm.cc): each (sequence, channel) or (sequence, head) is

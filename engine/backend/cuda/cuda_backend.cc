@@ -542,21 +542,22 @@ absl::Status CudaBackend::KvWrite(const Tensor& k, const Tensor& v,
   return CudaCheck(cuda::LaunchKvWrite(p, stream_), "KvWrite");
 }
 
-absl::Status CudaBackend::SiluMul(const Tensor& gate_up, const Tensor& out) {
-  HS_RETURN_IF_ERROR(ExpectTensor(gate_up, act_dtype_, 2, "SiluMul gate_up"));
-  HS_RETURN_IF_ERROR(ExpectTensor(out, act_dtype_, 2, "SiluMul out"));
+absl::Status CudaBackend::GatedAct(const Tensor& gate_up, Activation act, const Tensor& out) {
+  HS_RETURN_IF_ERROR(ExpectTensor(gate_up, act_dtype_, 2, "GatedAct gate_up"));
+  HS_RETURN_IF_ERROR(ExpectTensor(out, act_dtype_, 2, "GatedAct out"));
   const int64_t t = out.dim(0), inter = out.dim(1);
   if (gate_up.dim(0) != t || gate_up.dim(1) != 2 * inter) {
-    return ShapeError("SiluMul", absl::StrCat("gate_up ", gate_up.ShapeString(), " out ",
-                                              out.ShapeString()));
+    return ShapeError("GatedAct", absl::StrCat("gate_up ", gate_up.ShapeString(), " out ",
+                                               out.ShapeString()));
   }
-  cuda::SiluMulParams p;
+  cuda::GatedActParams p;
   p.gate_up = gate_up.data;
   p.out = out.data;
   p.rows = t;
   p.inter = inter;
+  p.act = static_cast<int>(act);
   p.elem = elem_type_;
-  return CudaCheck(cuda::LaunchSiluMul(p, stream_), "SiluMul");
+  return CudaCheck(cuda::LaunchGatedAct(p, stream_), "GatedAct");
 }
 
 absl::Status CudaBackend::GatherRows(const Tensor& x, const Tensor& rows,

@@ -96,7 +96,7 @@ class CudaBackend final : public Backend {
   absl::Status KvWrite(const Tensor& k, const Tensor& v,
                        const Tensor& slot_mapping, const Tensor& k_cache,
                        const Tensor& v_cache) override;
-  absl::Status SiluMul(const Tensor& gate_up, const Tensor& out) override;
+  absl::Status GatedAct(const Tensor& gate_up, Activation act, const Tensor& out) override;
   absl::Status GatherRows(const Tensor& x, const Tensor& rows,
                           const Tensor& out) override;
   absl::Status GatedRmsNorm(const Tensor& x, const Tensor& z, const Tensor& w,

@@ -24,16 +24,29 @@ __global__ void GatherRowsKernel(const T* __restrict__ src,
   for (int64_t j = threadIdx.x; j < h; j += blockDim.x) o[j] = s[j];
 }
 
+// The CPU twin is Activate in engine/backend/cpu/cpu_backend.cc.
+__device__ __forceinline__ float Activate(float x, int act) {
+  if (act == 1) {  // gelu, tanh approximation
+    const float cube = x * x * x;
+    const float inner = 0.7978845608028654f * (x + 0.044715f * cube);
+    return 0.5f * x * (1.0f + tanhf(inner));
+  }
+  if (act == 2) {  // relu²
+    const float r = x > 0.0f ? x : 0.0f;
+    return r * r;
+  }
+  return x / (1.0f + expf(-x));  // silu
+}
+
 template <typename T>
-__global__ void SiluMulKernel(const T* __restrict__ gate_up, T* __restrict__ out,
-                              int64_t inter) {
+__global__ void GatedActKernel(const T* __restrict__ gate_up, T* __restrict__ out,
+                               int64_t inter, int act) {
   const int64_t r = blockIdx.x;
   const T* g = gate_up + r * 2 * inter;
   const T* u = g + inter;
   T* o = out + r * inter;
   for (int64_t j = threadIdx.x; j < inter; j += blockDim.x) {
-    const float gv = ToFloat(g[j]);
-    o[j] = FromFloat<T>(gv / (1.0f + expf(-gv)) * ToFloat(u[j]));
+    o[j] = FromFloat<T>(Activate(ToFloat(g[j]), act) * ToFloat(u[j]));
   }
 }
 
@@ -77,10 +90,10 @@ struct GatherLaunch {
 };
 
 template <typename T>
-struct SiluMulLaunch {
-  static cudaError_t Run(const SiluMulParams& p, cudaStream_t stream) {
-    SiluMulKernel<T><<<static_cast<unsigned int>(p.rows), kRowThreads, 0, stream>>>(
-        static_cast<const T*>(p.gate_up), static_cast<T*>(p.out), p.inter);
+struct GatedActLaunch {
+  static cudaError_t Run(const GatedActParams& p, cudaStream_t stream) {
+    GatedActKernel<T><<<static_cast<unsigned int>(p.rows), kRowThreads, 0, stream>>>(
+        static_cast<const T*>(p.gate_up), static_cast<T*>(p.out), p.inter, p.act);
     return cudaGetLastError();
   }
 };
@@ -113,9 +126,9 @@ cudaError_t LaunchGatherRows(const GatherRowsParams& p, cudaStream_t stream) {
   return Dispatch<GatherLaunch>(p.elem, p, stream);
 }
 
-cudaError_t LaunchSiluMul(const SiluMulParams& p, cudaStream_t stream) {
+cudaError_t LaunchGatedAct(const GatedActParams& p, cudaStream_t stream) {
   if (p.rows == 0 || p.inter == 0) return cudaSuccess;
-  return Dispatch<SiluMulLaunch>(p.elem, p, stream);
+  return Dispatch<GatedActLaunch>(p.elem, p, stream);
 }
 
 cudaError_t LaunchBroadcastRow(const BroadcastRowParams& p, cudaStream_t stream) {

@@ -1,7 +1,7 @@
 // Row copies and elementwise kernels: embedding / row gather, SiLU-and-
 // multiply, bias broadcast (the GEMM's bias is fused as cuBLAS's C input) and
 // the seeded uniform fill. CPU twins in cpu_backend.cc (Embedding, GatherRows,
-// SiluMul, FillUniform).
+// GatedAct, FillUniform).
 #ifndef HYBRIDSERVE_ENGINE_BACKEND_CUDA_ELEMENTWISE_KERNELS_H_
 #define HYBRIDSERVE_ENGINE_BACKEND_CUDA_ELEMENTWISE_KERNELS_H_
 
@@ -28,14 +28,17 @@ struct GatherRowsParams {
 cudaError_t LaunchGatherRows(const GatherRowsParams& p, cudaStream_t stream);
 
 // out[r, j] = silu(gate_up[r, j]) * gate_up[r, inter + j], computed in f32.
-struct SiluMulParams {
+// out[r, j] = act(gate_up[r, j]) * gate_up[r, inter + j]; act is an
+// engine::Activation value (0 silu, 1 gelu tanh, 2 relu²).
+struct GatedActParams {
   const void* gate_up = nullptr;  // [rows, 2 * inter], elem
   void* out = nullptr;            // [rows, inter], elem
   int64_t rows = 0;
   int64_t inter = 0;
+  int act = 0;
   ElemType elem = ElemType::kF32;
 };
-cudaError_t LaunchSiluMul(const SiluMulParams& p, cudaStream_t stream);
+cudaError_t LaunchGatedAct(const GatedActParams& p, cudaStream_t stream);
 
 // out[r, :] = row for every r.
 struct BroadcastRowParams {
