@@ -179,22 +179,22 @@ TEST_P(DenseOpsParityTest, RmsNormAndAddRmsNorm) {
 TEST_P(DenseOpsParityTest, GatedAct) {
   uint32_t seed = 400;
   for (auto [t, i] : {std::pair<int64_t, int64_t>{37, 14336}, {1, 14336}, {300, 333}, {3, 128}}) {
-   for (engine::Activation act : {engine::Activation::kSilu, engine::Activation::kGeluTanh,
-                                  engine::Activation::kRelu2}) {
-    const std::string tag = absl::StrCat("gatedact", static_cast<int>(act), "_T", t, "_I", i);
-    SCOPED_TRACE(tag);
-    HostTensor gu = In(RandomNormal(t * 2 * i, ++seed, 3.0f), {t, 2 * i});
-    HostTensor ref(Zeros(t * i), {t, i});
-    ASSERT_TRUE(cpu_.GatedAct(gu.HostView(), act, ref.HostView()).ok());
-    HS_GPU_ASSIGN(DeviceTensor dgu, Dev(gu));
-    HS_GPU_ASSIGN(DeviceTensor dout, Dev(Poison({t, i})));
-    absl::Status st = gpu_->GatedAct(dgu.view, act, dout.view);
-    ASSERT_TRUE(st.ok()) << st;
-    HS_GPU_ASSIGN(std::vector<float> got, Get(dout));
-    FailureDump dump(tag);
-    dump.Add("gate_up", gu);
-    dump.Check("gated_act", got, ref.values(), {t, i}, Tol({1e-5, 1e-4}, {1e-2, 1e-2}));
-   }
+    for (engine::Activation act : {engine::Activation::kSilu, engine::Activation::kGeluTanh,
+                                   engine::Activation::kRelu2}) {
+      const std::string tag = absl::StrCat("gatedact", static_cast<int>(act), "_T", t, "_I", i);
+      SCOPED_TRACE(tag);
+      HostTensor gu = In(RandomNormal(t * 2 * i, ++seed, 3.0f), {t, 2 * i});
+      HostTensor ref(Zeros(t * i), {t, i});
+      ASSERT_TRUE(cpu_.GatedAct(gu.HostView(), act, ref.HostView()).ok());
+      HS_GPU_ASSIGN(DeviceTensor dgu, Dev(gu));
+      HS_GPU_ASSIGN(DeviceTensor dout, Dev(Poison({t, i})));
+      absl::Status st = gpu_->GatedAct(dgu.view, act, dout.view);
+      ASSERT_TRUE(st.ok()) << st;
+      HS_GPU_ASSIGN(std::vector<float> got, Get(dout));
+      FailureDump dump(tag);
+      dump.Add("gate_up", gu);
+      dump.Check("gated_act", got, ref.values(), {t, i}, Tol({1e-5, 1e-4}, {1e-2, 1e-2}));
+    }
   }
 }
 
