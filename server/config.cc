@@ -36,7 +36,7 @@ ABSL_FLAG(std::string, device, "auto",
 ABSL_FLAG(std::string, dtype, "auto",
           "auto | f32 | bf16 | f16: precision of the weights. The CPU computes in "
           "f32 (bf16/f16 round the weights); auto keeps the checkpoint's.");
-ABSL_FLAG(int, threads, 0, "CPU threads for ops and BLAS; 0 = all cores.");
+ABSL_FLAG(int, threads, 0, "CPU threads for the CPU backend's ops (results do not depend on it); 0 = all cores.");
 ABSL_FLAG(int64_t, max_num_seqs, 64, "Most sequences running at once.");
 ABSL_FLAG(int64_t, max_batched_tokens, 2048,
           "Most tokens in one forward pass (prefill chunks + decode tokens). "

@@ -26,7 +26,7 @@ ABSL_FLAG(int, max_new_tokens, 16, "Greedy tokens to generate after the prompt."
 ABSL_FLAG(int, top_n, 5, "Top-N logprobs reported at each prompt and generated position.");
 ABSL_FLAG(std::string, device, "auto", "auto | cpu | cuda.");
 ABSL_FLAG(std::string, dtype, "auto", "auto | f32 | bf16 | f16: precision of the weights (CPU computes in f32).");
-ABSL_FLAG(int, threads, 0, "CPU threads for ops and BLAS; 0 = all cores.");
+ABSL_FLAG(int, threads, 0, "CPU threads for the CPU backend's ops (results do not depend on it); 0 = all cores.");
 ABSL_FLAG(int64_t, kv_cache_bytes, 256ll << 20, "Bytes of KV cache to allocate.");
 ABSL_FLAG(int64_t, block_tokens, 16, "Tokens per KV cache block.");
 ABSL_FLAG(int64_t, max_model_len, 0, "Longest sequence (prompt + generated); 0 = the model's max_position_embeddings.");
